@@ -1,0 +1,36 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'robobrain_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.rviz')),
+        ('share/' + package_name + '/config/serve', glob('config/serve/*.yaml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='robobrain_ros maintainers',
+    maintainer_email='maintainers@robobrain-ros.dev',
+    description='ROS 2 robot brain on the RoboBrain vision-language model served by vLLM.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'brain_node = robobrain_ros.node.brain_node:main',
+            'serve = robobrain_ros.serve.cli:main',
+            'robobrain-serve = robobrain_ros.serve.cli:main',
+        ],
+        # vLLM calls every function of this group in each process it starts (API server, engine, workers).
+        'vllm.general_plugins': [
+            'robobrain_flaggems = robobrain_ros.serve.flaggems_plugin:register',
+        ],
+    },
+)

@@ -1,0 +1,16 @@
+# Source this file: a shell with the robobrain_ros workspace (node venv + built packages) on its paths.
+# ROS 2 traffic stays on this machine unless you say otherwise (export the variables before sourcing).
+_rb_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC1091
+source "$_rb_root/.venv/ros/bin/activate"
+if [ -z "${ROS_DISTRO:-}" ]; then
+  # The ROS wheels put their shared libraries in the venv's lib/.
+  export LD_LIBRARY_PATH="$_rb_root/.venv/ros/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export AMENT_PREFIX_PATH="$_rb_root/.venv/ros${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+fi
+# shellcheck disable=SC1091
+source "$_rb_root/install/setup.bash"
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+export ROBOBRAIN_VLLM_PYTHON="${ROBOBRAIN_VLLM_PYTHON:-$_rb_root/.venv/vllm/bin/python}"
+unset _rb_root
