@@ -25,6 +25,7 @@ setup(
     entry_points={
         'console_scripts': [
             'brain_node = robobrain_ros.node.brain_node:main',
+            'brain_query = robobrain_ros.brain_client:main',
             'serve = robobrain_ros.serve.cli:main',
             'robobrain-serve = robobrain_ros.serve.cli:main',
         ],

@@ -88,7 +88,8 @@ colcon_build() {
       export AMENT_PREFIX_PATH="$ROS_VENV" CMAKE_PREFIX_PATH="$ROS_VENV"
       export LD_LIBRARY_PATH="$ROS_VENV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     fi
-    colcon --log-base log build --base-paths robobrain_interfaces robobrain_ros \
+    # --symlink-install: the installed Python package is the source tree, so edits need no rebuild.
+    colcon --log-base log build --symlink-install --base-paths robobrain_interfaces robobrain_ros \
       --build-base build --install-base install --event-handlers console_cohesion- \
       --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$ROS_VENV/bin/python" >log/colcon-build.txt 2>&1 \
       || { tail -40 log/colcon-build.txt; echo "colcon build failed: full log in log/colcon-build.txt" >&2; exit 1; }

@@ -1,0 +1,280 @@
+"""An asyncio client for OpenAI-compatible chat servers (vLLM), built for streaming robot queries.
+
+One job: move a request body to a server and the generated text back, as it arrives. It retries only what
+is safe to retry (a connection that was never made), fails over across several base URLs, and closes the
+HTTP stream the moment its task is cancelled, which makes vLLM abort the request and free its slot.
+No ROS types here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+
+class ChatClientError(Exception):
+    """Base class of the errors this client raises."""
+
+
+class ServerUnreachable(ChatClientError):
+    """No connection could be made to any base URL (after the allowed retries)."""
+
+
+class ServerError(ChatClientError):
+    """The server was reached but answered with an error, or broke the stream."""
+
+    def __init__(self, message: str, status: int | None = None, body: str = '') -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class StreamStalled(ChatClientError):
+    """The server sent nothing for longer than the stall timeout."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class StreamChunk:
+    """A piece of a streamed completion.
+
+    text: the text generated since the previous chunk; tokens: completion tokens so far (exact when the
+    server reports usage, else the number of content chunks, which vLLM sends one per decode step).
+    """
+
+    text: str
+    tokens: int
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass
+class ServerHealth:
+    base_url: str
+    reachable: bool
+    healthy: bool
+    models: list[str] = field(default_factory=list)
+    error: str = ''
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    base_urls: tuple[str, ...]
+    api_key: str = ''
+    connect_timeout: float = 3.0      # [s] TCP connect; a dead host fails this fast
+    stall_timeout: float = 60.0       # [s] longest silence accepted inside a stream (first token included)
+    connect_attempts: int = 2         # per base URL; only connection failures are retried
+    retry_backoff: float = 0.2        # [s] first backoff, doubled on each further attempt
+    max_connections: int = 64
+
+
+class ChatClient:
+    """Streams chat completions from one of several OpenAI-compatible base URLs (e.g. http://host:9010/v1)."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        if not config.base_urls:
+            raise ValueError('ChatClient needs at least one base URL')
+        self._config = config
+        self._base_urls = [url.rstrip('/') for url in config.base_urls]
+        self._preferred = 0   # index of the base URL that answered last; tried first next time
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def base_urls(self) -> list[str]:
+        return list(self._base_urls)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {'Content-Type': 'application/json'}
+        if self._config.api_key:
+            headers['Authorization'] = f'Bearer {self._config.api_key}'
+        return headers
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._config.max_connections, force_close=False)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers())
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _urls_in_order(self) -> list[int]:
+        n = len(self._base_urls)
+        return [(self._preferred + i) % n for i in range(n)]
+
+    async def stream_chat(self, body: Mapping[str, Any]) -> AsyncIterator[StreamChunk]:
+        """POST body to /chat/completions with stream=true and yield chunks as they arrive.
+
+        Raises ServerUnreachable, ServerError or StreamStalled. Cancelling the consuming task closes the
+        connection at once (the server then aborts generation).
+        """
+        payload = dict(body)
+        payload['stream'] = True
+        payload.setdefault('stream_options', {'include_usage': True})
+        response = await self._open('/chat/completions', payload)
+        try:
+            async for chunk in self._read_sse(response):
+                yield chunk
+        finally:
+            # close(), not release(): an unfinished stream must drop the connection so vLLM sees the abort.
+            response.close()
+
+    async def _open(self, path: str, payload: Mapping[str, Any]) -> aiohttp.ClientResponse:
+        session = await self._get_session()
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._config.connect_timeout,
+                                        sock_connect=self._config.connect_timeout,
+                                        sock_read=self._config.stall_timeout)
+        errors: list[str] = []
+        for index in self._urls_in_order():
+            url = self._base_urls[index] + path
+            backoff = self._config.retry_backoff
+            for attempt in range(self._config.connect_attempts):
+                try:
+                    response = await session.post(url, json=payload, timeout=timeout)
+                except aiohttp.SocketTimeoutError as exc:
+                    # Connected, but no answer: the server is up and stuck. Retrying would only add load.
+                    raise StreamStalled(f'{url}: no answer within {self._config.stall_timeout:g} s') from exc
+                except (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError) as exc:
+                    errors.append(f'{url}: {_describe(exc)}')
+                    if attempt + 1 < self._config.connect_attempts:
+                        await asyncio.sleep(backoff)
+                        backoff *= 2
+                    continue
+                if response.status != 200:
+                    text = await _read_error_body(response)
+                    response.close()
+                    raise ServerError(f'{url} answered HTTP {response.status}: {text[:500]}',
+                                      status=response.status, body=text)
+                self._preferred = index
+                return response
+        raise ServerUnreachable('no model server reachable: ' + '; '.join(errors))
+
+    async def _read_sse(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
+        tokens = 0
+        finished = False
+        try:
+            while True:
+                try:
+                    line = await response.content.readline()
+                except asyncio.TimeoutError as exc:
+                    raise StreamStalled(
+                        f'the server sent nothing for {self._config.stall_timeout:g} s mid-stream') from exc
+                if not line:
+                    break
+                line = line.strip()
+                if not line.startswith(b'data:'):
+                    continue
+                data = line[5:].strip()
+                if data == b'[DONE]':
+                    finished = True
+                    break
+                try:
+                    event = json.loads(data)
+                except ValueError as exc:
+                    raise ServerError(f'invalid JSON in the stream: {data[:200]!r}') from exc
+                if not isinstance(event, dict):
+                    raise ServerError(f'unexpected stream event: {data[:200]!r}')
+                if 'error' in event:
+                    raise ServerError(f'the server reported an error mid-stream: {event["error"]}')
+                usage = _usage(event.get('usage'))
+                text = ''
+                finish_reason = None
+                for choice in event.get('choices') or []:
+                    delta = choice.get('delta') or {}
+                    text += delta.get('content') or ''
+                    finish_reason = choice.get('finish_reason') or finish_reason
+                if text:
+                    tokens += 1
+                if usage is not None:
+                    tokens = usage.completion_tokens
+                if text or finish_reason or usage:
+                    yield StreamChunk(text=text, tokens=tokens, finish_reason=finish_reason, usage=usage)
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise ServerError(f'the connection broke mid-stream: {_describe(exc)}') from exc
+        if not finished:
+            raise ServerError('the stream ended without [DONE] (connection closed by the server)')
+
+    async def list_models(self, base_url: str | None = None) -> list[str]:
+        """Model ids served at base_url (default: the preferred one)."""
+        url = (base_url or self._base_urls[self._preferred]).rstrip('/') + '/models'
+        session = await self._get_session()
+        timeout = aiohttp.ClientTimeout(total=self._config.connect_timeout + 5.0,
+                                        sock_connect=self._config.connect_timeout)
+        try:
+            async with session.get(url, timeout=timeout) as response:
+                if response.status != 200:
+                    raise ServerError(f'{url} answered HTTP {response.status}', status=response.status,
+                                      body=await _read_error_body(response))
+                data = await response.json(content_type=None)
+        except (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError) as exc:
+            raise ServerUnreachable(f'{url}: {_describe(exc)}') from exc
+        return [str(item.get('id')) for item in data.get('data', []) if isinstance(item, dict)]
+
+    async def check_health(self) -> list[ServerHealth]:
+        """Probe every base URL: /health on the server root, then /v1/models."""
+        reports = []
+        for base_url in self._base_urls:
+            start = time.perf_counter()
+            report = ServerHealth(base_url=base_url, reachable=False, healthy=False)
+            try:
+                report.models = await self.list_models(base_url)
+                report.reachable = True
+                report.healthy = await self._health_endpoint(base_url)
+                if not report.healthy:
+                    report.error = 'GET /health did not answer 200 (engine down?)'
+            except ChatClientError as exc:
+                report.error = str(exc)
+            report.latency_ms = (time.perf_counter() - start) * 1e3
+            reports.append(report)
+        return reports
+
+    async def _health_endpoint(self, base_url: str) -> bool:
+        root = base_url[:-3] if base_url.endswith('/v1') else base_url
+        session = await self._get_session()
+        timeout = aiohttp.ClientTimeout(total=self._config.connect_timeout + 2.0)
+        try:
+            async with session.get(root + '/health', timeout=timeout) as response:
+                # Servers without /health (404) are not unhealthy: /v1/models already answered.
+                return response.status in (200, 404)
+        except (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError):
+            return False
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    return Usage(prompt_tokens=int(raw.get('prompt_tokens') or 0),
+                 completion_tokens=int(raw.get('completion_tokens') or 0))
+
+
+async def _read_error_body(response: aiohttp.ClientResponse) -> str:
+    try:
+        return (await response.text())[:2000]
+    except Exception as exc:  # the body of an error answer is informative only
+        return f'<unreadable body: {_describe(exc)}>'
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f'{type(exc).__name__}: {text}' if type(exc).__name__ not in text else text
+
+
+def split_base_urls(urls: Sequence[str] | str) -> tuple[str, ...]:
+    """Accept a list or a comma-separated string of base URLs; drop blanks."""
+    if isinstance(urls, str):
+        urls = urls.split(',')
+    return tuple(u.strip() for u in urls if u and u.strip())

@@ -1,0 +1,87 @@
+"""The latest camera data, and nothing older: what a query may use.
+
+Image callbacks only store the message (no decoding, no copy), so they stay cheap at any frame rate;
+a query decodes the one frame it uses. Colour keeps one frame (raw or compressed, whichever is newest);
+depth keeps a short history so the depth frame nearest in time to the colour frame can be chosen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CachedFrame:
+    msg: Any                # sensor_msgs/Image or sensor_msgs/CompressedImage
+    compressed: bool
+    topic: str
+    stamp: float            # [s] header stamp; the receipt time when the driver left it at zero
+    received: float         # [s] node clock at receipt
+
+
+class FrameCache:
+    def __init__(self, depth_history: int = 8) -> None:
+        self._lock = threading.Condition()
+        self._colour: CachedFrame | None = None
+        self._depth: deque[CachedFrame] = deque(maxlen=depth_history)
+        self._camera_info: Any = None
+        self._colour_count = 0
+
+    def put_colour(self, frame: CachedFrame) -> None:
+        with self._lock:
+            # A compressed and a raw topic of one camera may both be subscribed: keep whichever is newer.
+            if self._colour is None or frame.stamp >= self._colour.stamp:
+                self._colour = frame
+            self._colour_count += 1
+            self._lock.notify_all()
+
+    def put_depth(self, frame: CachedFrame) -> None:
+        with self._lock:
+            self._depth.append(frame)
+
+    def put_camera_info(self, msg: Any) -> None:
+        with self._lock:
+            self._camera_info = msg
+
+    @property
+    def colour_count(self) -> int:
+        return self._colour_count
+
+    def latest_colour(self) -> CachedFrame | None:
+        with self._lock:
+            return self._colour
+
+    def camera_info(self) -> Any:
+        with self._lock:
+            return self._camera_info
+
+    def wait_for_colour(self, max_age: float, timeout: float, now: Callable[[], float],
+                        cancelled: Callable[[], bool] = lambda: False) -> tuple[CachedFrame | None, CachedFrame | None]:
+        """Wait up to timeout [s] for a colour frame not older than max_age [s].
+
+        Returns (fresh frame or None, the newest frame seen, possibly too old, for the error message).
+        """
+        end = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            while True:
+                frame = self._colour
+                if frame is not None and now() - frame.stamp <= max_age:
+                    return frame, frame
+                remaining = end - time.monotonic()
+                if remaining <= 0 or cancelled():
+                    return None, frame
+                # Wake up now and then to notice a cancel even when no frame arrives.
+                self._lock.wait(min(remaining, 0.05))
+
+    def depth_near(self, stamp: float, tolerance: float) -> CachedFrame | None:
+        """The depth frame closest in time to stamp, if within tolerance [s]."""
+        with self._lock:
+            best = min(self._depth, key=lambda f: abs(f.stamp - stamp), default=None)
+        if best is None or abs(best.stamp - stamp) > tolerance:
+            return None
+        return best

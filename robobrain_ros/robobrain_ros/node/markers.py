@@ -1,0 +1,73 @@
+"""RViz markers for an answer's 3D points, in the camera optical frame of the image the answer is about.
+
+Each array starts with DELETEALL, so the markers on screen are always those of the latest answer.
+Namespaces: robobrain/points, robobrain/box_centre, robobrain/trajectory, robobrain/labels.
+"""
+
+from __future__ import annotations
+
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from robobrain_interfaces.msg import BoxAnswer, PointsAnswer, TrajectoryAnswer
+
+# Same colours as the annotated image (protocol.draw_annotations) so a point in RViz matches the picture.
+POINT_COLOUR = ColorRGBA(r=1.0, g=0.2, b=0.2, a=1.0)
+BOX_COLOUR = ColorRGBA(r=0.2, g=1.0, b=0.2, a=1.0)
+TRAJECTORY_COLOUR = ColorRGBA(r=0.2, g=0.6, b=1.0, a=1.0)
+LABEL_COLOUR = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+POINT_DIAMETER = 0.03   # [m]
+LINE_WIDTH = 0.01       # [m]
+
+
+def answer_markers(answer, lifetime_s: float) -> MarkerArray | None:
+    """Markers for a PointsAnswer, BoxAnswer or TrajectoryAnswer; None when nothing has a valid 3D position."""
+    header = answer.info.header
+    lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
+    if isinstance(answer, (PointsAnswer, TrajectoryAnswer)):
+        valid = [(i, p.position) for i, p in enumerate(answer.points_3d) if p.valid]
+    elif isinstance(answer, BoxAnswer):
+        valid = [(0, answer.center_3d.position)] if answer.has_box and answer.center_3d.valid else []
+    else:
+        return None
+    if not valid:
+        return None
+
+    array = MarkerArray()
+    clear = Marker(action=Marker.DELETEALL)
+    clear.header = header
+    array.markers.append(clear)
+
+    def marker(ns: str, marker_id: int, kind: int, colour: ColorRGBA) -> Marker:
+        m = Marker(ns=ns, id=marker_id, type=kind, action=Marker.ADD, lifetime=lifetime, color=colour)
+        m.header = header
+        m.pose.orientation.w = 1.0
+        return m
+
+    if isinstance(answer, BoxAnswer):
+        ns, colour = 'robobrain/box_centre', BOX_COLOUR
+    elif isinstance(answer, TrajectoryAnswer):
+        ns, colour = 'robobrain/trajectory', TRAJECTORY_COLOUR
+    else:
+        ns, colour = 'robobrain/points', POINT_COLOUR
+
+    spheres = marker(ns, 0, Marker.SPHERE_LIST, colour)
+    spheres.scale.x = spheres.scale.y = spheres.scale.z = POINT_DIAMETER
+    spheres.points = [Point(x=p.x, y=p.y, z=p.z) for _, p in valid]
+    array.markers.append(spheres)
+
+    if isinstance(answer, TrajectoryAnswer) and len(valid) > 1:
+        line = marker(ns, 1, Marker.LINE_STRIP, colour)
+        line.scale.x = LINE_WIDTH
+        line.points = [Point(x=p.x, y=p.y, z=p.z) for _, p in valid]
+        array.markers.append(line)
+
+    for index, position in valid:
+        label = marker('robobrain/labels', index, Marker.TEXT_VIEW_FACING, LABEL_COLOUR)
+        label.scale.z = POINT_DIAMETER * 1.5
+        label.pose.position = Point(x=position.x, y=position.y - POINT_DIAMETER * 1.5, z=position.z)
+        label.text = f'{answer.info.task} {index + 1}' if not isinstance(answer, BoxAnswer) else answer.info.task
+        array.markers.append(label)
+    return array

@@ -1,0 +1,153 @@
+"""The brain node's parameters: one table with name, default, description and range; typed settings out.
+
+config/brain.yaml documents the same keys for users; test_parameters checks the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+
+from robobrain_ros.client import split_base_urls
+from robobrain_ros.node.query_pipeline import PipelineSettings
+from robobrain_ros.protocol import ImageBudget, Task
+
+THINKING_CHOICES = ('off', 'on', 'none')
+FAMILY_CHOICES = ('auto', 'robobrain2.0', 'robobrain2.5')
+TASK_CHOICES = tuple(t.value for t in Task)
+
+
+@dataclass(frozen=True)
+class Spec:
+    default: Any
+    description: str
+    read_only: bool = False
+    float_range: tuple[float, float] | None = None
+    int_range: tuple[int, int] | None = None
+    choices: tuple[str, ...] | None = None
+
+
+PARAMETERS: dict[str, Spec] = {
+    'server.base_urls': Spec(['http://127.0.0.1:9010/v1'],
+                             'OpenAI-compatible base URLs of the model servers, tried in order on connection '
+                             'failure (e.g. http://127.0.0.1:9010/v1)', read_only=True),
+    'server.api_key': Spec('', 'API key sent as a Bearer token (never logged); empty = none', read_only=True),
+    'server.model': Spec('', 'served model name; empty = the first model listed by /v1/models', read_only=True),
+    'server.connect_timeout': Spec(3.0, '[s] TCP connect timeout per attempt', read_only=True,
+                                   float_range=(0.1, 60.0)),
+    'server.stall_timeout': Spec(60.0, '[s] longest silence accepted from the server inside a request',
+                                 read_only=True, float_range=(1.0, 3600.0)),
+    'server.health_period': Spec(2.0, '[s] how often the server is probed for /diagnostics', read_only=True,
+                                 float_range=(0.2, 600.0)),
+    'model.family': Spec('auto', 'coordinate convention of the answers: robobrain2.0 (pixels of the image the '
+                         'model saw), robobrain2.5 (0..1000), or auto (from the model name)', choices=FAMILY_CHOICES),
+    'model.thinking': Spec('off', "default thinking switch: 'on', 'off' (7B/32B), or 'none' (append nothing: 3B)",
+                           choices=THINKING_CHOICES),
+    'model.structured_outputs': Spec(True, 'constrain answers to the task format with vLLM structured outputs'),
+    'model.temperature': Spec(0.7, 'sampling temperature (RoboBrain: 0.7; 0 = greedy)', float_range=(0.0, 2.0)),
+    'model.max_tokens': Spec(768, 'most tokens generated per answer (RoboBrain: 768)', int_range=(1, 32768)),
+    'model.max_pixels': Spec(1003520, '[px] image budget: frames are resized (keeping aspect) to at most this many '
+                             'pixels before sending; 28x28 pixels cost one visual token', int_range=(3136, 16777216)),
+    'model.min_pixels': Spec(3136, '[px] smallest image sent (smaller frames are scaled up)',
+                             int_range=(784, 1000000)),
+    'model.extra_body': Spec('', 'JSON object merged into every request body, e.g. {"top_p": 0.95, "min_tokens": 8}; '
+                             'empty = nothing'),
+    'model.jpeg_quality': Spec(90, 'JPEG quality of the image sent to the server', int_range=(50, 100)),
+    'queries.max_concurrent': Spec(8, 'requests in flight at once (vLLM batches them)', read_only=True,
+                                   int_range=(1, 256)),
+    'queries.max_queued': Spec(32, 'goals waiting for a request slot; more are rejected', read_only=True,
+                               int_range=(0, 1024)),
+    'queries.goal_timeout': Spec(60.0, '[s] default timeout of a goal (image wait included)',
+                                 float_range=(0.1, 3600.0)),
+    'queries.max_image_age': Spec(1.0, '[s] default newest-frame age accepted for a goal without image',
+                                  float_range=(0.0, 3600.0)),
+    'queries.max_instruction_chars': Spec(4000, 'longest instruction accepted', int_range=(1, 100000)),
+    'queries.feedback_period': Spec(0.05, '[s] shortest interval between two feedback messages of a goal',
+                                    read_only=True, float_range=(0.0, 10.0)),
+    'queries.default_task': Spec('pointing', 'task of instructions received on ~/task (std_msgs/String)',
+                                 choices=TASK_CHOICES),
+    'topics.image': Spec('image', 'sensor_msgs/Image colour topic; empty = not subscribed', read_only=True),
+    'topics.compressed_image': Spec('image/compressed', 'sensor_msgs/CompressedImage topic; empty = not subscribed',
+                                    read_only=True),
+    'topics.camera_info': Spec('camera_info', 'sensor_msgs/CameraInfo of the colour camera', read_only=True),
+    'topics.depth': Spec('depth', 'depth image registered to the colour image (16UC1 mm or 32FC1 m); '
+                         'empty = no 3D lifting', read_only=True),
+    'camera.depth_sync_tolerance': Spec(0.05, '[s] largest stamp difference between a colour and a depth frame',
+                                        float_range=(0.0, 10.0)),
+    'camera.lift_window': Spec(5, '[px] side of the window whose median depth is used per point',
+                               int_range=(1, 51)),
+    'output.markers': Spec(True, 'publish RViz markers on ~/markers'),
+    'output.annotated_image': Spec(True, 'publish the frame with the answer drawn on ~/annotated_image'),
+    'output.marker_lifetime': Spec(0.0, '[s] marker lifetime; 0 = until the next answer replaces them',
+                                   float_range=(0.0, 3600.0)),
+    'autostart': Spec(True, 'configure and activate the lifecycle node at start', read_only=True),
+}
+
+
+def _descriptor(name: str, spec: Spec) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(name=name, description=spec.description, read_only=spec.read_only)
+    if spec.float_range is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=spec.float_range[0],
+                                                              to_value=spec.float_range[1])]
+    if spec.int_range is not None:
+        descriptor.integer_range = [IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1], step=1)]
+    if spec.choices is not None:
+        descriptor.additional_constraints = 'Must be one of: ' + ', '.join(spec.choices)
+    return descriptor
+
+
+def declare_parameters(node: Node) -> None:
+    for name, spec in PARAMETERS.items():
+        node.declare_parameter(name, spec.default, _descriptor(name, spec))
+
+
+def check_choice(name: str, value: Any) -> str:
+    """'' when value is allowed for name, else the reason (for the on-set parameter callback)."""
+    spec = PARAMETERS.get(name)
+    if spec is not None and spec.choices is not None and value not in spec.choices:
+        return f"{name} must be one of: {', '.join(spec.choices)} (got '{value}')"
+    return ''
+
+
+def values(node: Node) -> dict[str, Any]:
+    return {name: node.get_parameter(name).value for name in PARAMETERS}
+
+
+def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
+    thinking = {'on': True, 'off': False, 'none': None}[v['model.thinking']]
+    return PipelineSettings(
+        model_family=v['model.family'],
+        thinking=thinking,
+        structured_outputs=v['model.structured_outputs'],
+        temperature=v['model.temperature'],
+        max_tokens=v['model.max_tokens'],
+        budget=ImageBudget(max_pixels=v['model.max_pixels'], min_pixels=v['model.min_pixels']),
+        jpeg_quality=v['model.jpeg_quality'],
+        goal_timeout=v['queries.goal_timeout'],
+        max_image_age=v['queries.max_image_age'],
+        max_instruction_chars=v['queries.max_instruction_chars'],
+        depth_sync_tolerance=v['camera.depth_sync_tolerance'],
+        lift_window=v['camera.lift_window'],
+        extra_body=parse_extra_body(v['model.extra_body']),
+    )
+
+
+def parse_extra_body(text: str) -> dict[str, Any]:
+    """model.extra_body as a dict; ValueError naming the problem when it is not a JSON object."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f'model.extra_body is not valid JSON: {exc}') from None
+    if not isinstance(value, dict):
+        raise ValueError(f'model.extra_body must be a JSON object, got {type(value).__name__}')
+    return value
+
+
+def base_urls(v: dict[str, Any]) -> tuple[str, ...]:
+    return split_base_urls(list(v['server.base_urls']))

@@ -1,0 +1,57 @@
+"""Typed answers: what a completion means, in original-image pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .tasks import Task
+
+
+@dataclass(frozen=True)
+class PixelPoint:
+    """A point in original-image pixels; clipped means the model's point lay outside the image."""
+
+    x: float
+    y: float
+    clipped: bool = False
+
+
+@dataclass(frozen=True)
+class PixelBox:
+    """An axis-aligned box in original-image pixels with x_min <= x_max and y_min <= y_max."""
+
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+    clipped: bool = False
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One step of a plan; order is the number the model gave it (1-based)."""
+
+    order: int
+    description: str
+    robot_name: str = ''
+
+
+@dataclass
+class Answer:
+    """A parsed completion. raw is always the completion as received; error says what was missing."""
+
+    task: Task
+    raw: str
+    thinking: str = ''
+    answer: str = ''
+    points: list[PixelPoint] = field(default_factory=list)
+    box: PixelBox | None = None
+    steps: list[PlanStep] = field(default_factory=list)
+    reasoning: str = ''
+    # RoboBrain 2.5 trajectory depth per point (NaN where a waypoint had none), else empty.
+    depths: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

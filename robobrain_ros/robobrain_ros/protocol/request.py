@@ -1,0 +1,107 @@
+"""Building the OpenAI chat-completions body for one RoboBrain question."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .image_encoding import PreparedImage
+from .prompts import assistant_prefill, render_prompt
+from .resize import ImageBudget, model_input_size
+from .structured_outputs import structured_output_constraint
+from .tasks import SINGLE_IMAGE_TASKS, ModelFamily, Task
+
+
+@dataclass(frozen=True)
+class BuiltRequest:
+    """The request body plus what parse_completion needs to map the answer back."""
+
+    body: dict
+    task: Task
+    thinking: bool | None
+    model_family: ModelFamily
+    sent_sizes: list[tuple[int, int]]
+    original_sizes: list[tuple[int, int]]
+
+
+def _check_budget(image: PreparedImage, budget: ImageBudget, index: int) -> None:
+    # If the image was prepared for another budget the server resizes it again and every
+    # coordinate of the answer would refer to a size we do not know.
+    expected = model_input_size(image.sent_size, budget)
+    if expected != image.sent_size:
+        raise ValueError(
+            f'image {index} was prepared at {image.sent_size[0]}x{image.sent_size[1]}, which the server '
+            f'would resize to {expected[0]}x{expected[1]} under this budget; prepare it with the same ImageBudget'
+        )
+
+
+def build_request(
+    task: Task,
+    instruction: str,
+    images: Sequence[PreparedImage],
+    thinking: bool | None,
+    model_family: ModelFamily,
+    *,
+    model: str,
+    budget: ImageBudget = ImageBudget(),
+    structured: bool | None = None,
+    max_tokens: int = 768,
+    temperature: float = 0.7,
+    stream: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> BuiltRequest:
+    """The chat-completions body for one question (user turn, thinking prefill, constraints).
+
+    structured=None turns the answer-format constraint on unless thinking is on: thinking text
+    is free prose and the constraint's bound on it would be the only thing shaping it.
+    Raises ValueError for an empty instruction, a task the family lacks, or a wrong image count.
+    """
+    task = Task(task)
+    model_family = ModelFamily(model_family)
+    if not isinstance(instruction, str):
+        raise ValueError(f'the instruction must be a string, got {type(instruction).__name__}')
+    prompt = render_prompt(task, model_family, instruction)
+    if task in SINGLE_IMAGE_TASKS and len(images) != 1:
+        raise ValueError(f'the {task.value} task takes exactly one image, got {len(images)}')
+    if max_tokens < 1:
+        raise ValueError(f'max_tokens must be at least 1, got {max_tokens}')
+    if temperature < 0:
+        raise ValueError(f'temperature must not be negative, got {temperature}')
+    for index, image in enumerate(images):
+        _check_budget(image, budget, index)
+
+    content: list[dict[str, Any]] = [{'type': 'image_url', 'image_url': {'url': image.data_url}} for image in images]
+    content.append({'type': 'text', 'text': prompt})
+    messages: list[dict[str, Any]] = [{'role': 'user', 'content': content}]
+    body: dict[str, Any] = {
+        'model': model,
+        'messages': messages,
+        'max_tokens': max_tokens,
+        'temperature': temperature,
+        'stream': stream,
+    }
+    if stream:
+        body['stream_options'] = {'include_usage': True}
+    prefill = assistant_prefill(thinking)
+    if prefill is not None:
+        messages.append({'role': 'assistant', 'content': prefill})
+        body['continue_final_message'] = True
+        body['add_generation_prompt'] = False
+    body['mm_processor_kwargs'] = {'max_pixels': budget.max_pixels, 'min_pixels': budget.min_pixels}
+    if structured is None:
+        structured = thinking is not True
+    if structured:
+        constraint = structured_output_constraint(task, thinking, model_family)
+        if constraint is not None:
+            body['structured_outputs'] = constraint
+    if extra:
+        body.update(extra)
+    return BuiltRequest(
+        body=body,
+        task=task,
+        thinking=thinking,
+        model_family=model_family,
+        sent_sizes=[image.sent_size for image in images],
+        original_sizes=[image.original_size for image in images],
+    )

@@ -1,0 +1,101 @@
+"""draw_annotations, checked by reading pixel colours where marks must be."""
+
+import numpy as np
+import pytest
+
+from robobrain_ros.protocol import Answer, PixelBox, PixelPoint, Task, draw_annotations
+from robobrain_ros.protocol.annotate import (
+    BOX_COLOUR,
+    POINT_COLOUR,
+    TITLE_BAND_COLOUR,
+    TRAJECTORY_LINE_COLOUR,
+    TRAJECTORY_POINT_COLOUR,
+    mark_radius,
+    title_band_height,
+)
+
+WIDTH, HEIGHT = 320, 240
+GREY = (128, 128, 128)
+
+
+@pytest.fixture
+def image():
+    return np.full((HEIGHT, WIDTH, 3), GREY, np.uint8)
+
+
+def _colour(image, x, y):
+    return tuple(int(c) for c in image[y, x])
+
+
+def test_points_are_filled_and_clipped_points_hollow(image):
+    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(100.5, 150.5), PixelPoint(320.0, 120.0, clipped=True)])
+    out = draw_annotations(image, answer, 'pointing: the mug')
+    radius = mark_radius((WIDTH, HEIGHT))
+    assert _colour(out, 100, 150) == POINT_COLOUR
+    assert _colour(out, 100 - radius + 1, 150) == POINT_COLOUR  # filled to the rim
+    assert _colour(out, 319, 120) == GREY  # hollow centre (on the last column)
+    assert _colour(out, 319 - radius, 120) == POINT_COLOUR  # ring
+    assert _colour(out, 200, 200) == GREY  # nothing drawn elsewhere
+
+
+def test_point_numbers_are_drawn_beside_the_points(image):
+    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(100.0, 150.0)])
+    out = draw_annotations(image, answer, 't')
+    radius = mark_radius((WIDTH, HEIGHT))
+    label = out[150 - radius - 14:150 - radius - 1, 100 + radius + 2:100 + radius + 14]
+    assert (label.max(axis=2) > 200).any() and (label.max(axis=2) < 60).any()  # white text, black outline
+
+
+def test_box_is_a_rectangle(image):
+    answer = Answer(Task.GROUNDING, raw='', box=PixelBox(40.0, 60.0, 200.0, 180.0))
+    out = draw_annotations(image, answer, 'grounding: the cup')
+    for x, y in [(40, 120), (200, 120), (120, 60), (120, 180)]:
+        assert _colour(out, x, y) == BOX_COLOUR
+    assert _colour(out, 120, 120) == GREY  # not filled
+
+
+def test_trajectory_is_a_polyline_with_numbered_points(image):
+    answer = Answer(Task.TRAJECTORY, raw='', points=[PixelPoint(50.0, 100.0), PixelPoint(150.0, 200.0), PixelPoint(250.0, 100.0)])
+    out = draw_annotations(image, answer, 'trajectory: reach')
+    for x, y in [(50, 100), (150, 200), (250, 100)]:
+        assert _colour(out, x, y) == TRAJECTORY_POINT_COLOUR
+    assert _colour(out, 100, 150) == TRAJECTORY_LINE_COLOUR  # first segment
+    assert _colour(out, 200, 150) == TRAJECTORY_LINE_COLOUR  # last segment (the arrow)
+    assert len({POINT_COLOUR, BOX_COLOUR, TRAJECTORY_LINE_COLOUR, TRAJECTORY_POINT_COLOUR}) == 4
+
+
+def test_title_band_covers_the_top_and_holds_text(image):
+    out = draw_annotations(image, Answer(Task.GENERAL, raw=''), 'general: what is on the table? ünïcode')
+    band = title_band_height((WIDTH, HEIGHT))
+    assert _colour(out, WIDTH - 1, 0) == TITLE_BAND_COLOUR
+    assert _colour(out, WIDTH - 1, band - 1) == TITLE_BAND_COLOUR
+    assert _colour(out, WIDTH - 1, band) == GREY
+    assert (out[:band, : WIDTH // 2].max(axis=2) > 200).any()  # text is drawn
+
+
+def test_long_title_is_truncated_to_fit(image):
+    out = draw_annotations(image, Answer(Task.GENERAL, raw=''), 'x' * 500)
+    band = title_band_height((WIDTH, HEIGHT))
+    assert (out[:band, -3:] == TITLE_BAND_COLOUR).all()
+
+
+def test_marks_are_drawn_over_the_title_band(image):
+    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(300.0, 2.0)])
+    out = draw_annotations(image, answer, 'a')
+    assert _colour(out, 300, 2) == POINT_COLOUR
+
+
+def test_input_is_untouched_and_output_deterministic(image):
+    before = image.copy()
+    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(10.0, 20.0)], box=PixelBox(1, 2, 30, 40))
+    first = draw_annotations(image, answer, 'title')
+    second = draw_annotations(image, answer, 'title')
+    assert np.array_equal(image, before)
+    assert first is not image and first.shape == image.shape and first.dtype == np.uint8
+    assert np.array_equal(first, second)
+
+
+@pytest.mark.parametrize('bad', [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((0, 10, 3), np.uint8)])
+def test_rejects_non_rgb_input(bad):
+    with pytest.raises(ValueError):
+        draw_annotations(bad, Answer(Task.GENERAL, raw=''), 't')

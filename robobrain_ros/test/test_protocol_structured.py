@@ -1,0 +1,176 @@
+"""Structured-output constraints: accept native answers, reject others, stay within xgrammar's regex syntax."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from robobrain_ros.protocol import ModelFamily, Task, structured_output_constraint
+
+R20, R25 = ModelFamily.ROBOBRAIN_2_0, ModelFamily.ROBOBRAIN_2_5
+DEMO_DIR = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'robobrain2_demo'
+
+ALL_COMBINATIONS = [
+    (task, thinking, family)
+    for family in ModelFamily
+    for task in Task
+    for thinking in (None, False, True)
+    if not (family is R25 and task is Task.AFFORDANCE)
+]
+
+# Native answers (bare, no tags) that must be accepted, and wrong formats that must not.
+ACCEPT = {
+    (R20, Task.POINTING): ['[(376, 309)]', '[(376, 309), (332, 357), (384, 335), (343, 296), (348, 327), (328, 346), (371, 322), (392, 303), (380, 324), (337, 295)]'],
+    (R20, Task.TRAJECTORY): ['[(137, 116), (169, 94), (208, 84), (228, 80)]', '[[137, 116], [169, 94]]'],
+    (R20, Task.AFFORDANCE): ['[577, 224, 638, 310]'],
+    (R20, Task.GROUNDING): ['[0, 0, 1288, 728]'],
+    (R20, Task.PLANNING): ['1. Pick up the cup', '1. Pick up the cup\n2. Put it in the sink\n3. Open the tap'],
+    (R20, Task.GENERAL): ['A kitchen with two mugs.', 'Yes'],
+    (R25, Task.POINTING): ['[(500, 250)]', '[(0, 1000), (12, 7)]'],
+    (R25, Task.TRAJECTORY): ['[(500, 250, 0.52), (510, 260, 0.5), (520, 270, 1)]'],
+    (R25, Task.GROUNDING): ['[100, 200, 300, 400]'],
+    (R25, Task.PLANNING): ['1. Grasp'],
+    (R25, Task.GENERAL): ['Two mugs.'],
+}
+REJECT = {
+    (R20, Task.POINTING): ['', '[]', '[(376, 309),]', '[(376,309)]', '(376, 309)', '[(3760, 30900)]', '[(-1, 2)]',
+                           '[(1.5, 2)]', '[577, 224, 638, 310]', 'The point is [(1, 2)]', '[' + ', '.join(['(1, 2)'] * 11) + ']'],
+    (R20, Task.TRAJECTORY): ['[(1, 2), [3, 4]]', '[(1, 2, 3)]', '[' + ', '.join(['(1, 2)'] * 11) + ']'],
+    (R20, Task.AFFORDANCE): ['[577, 224, 638]', '[(577, 224), (638, 310)]', '[577, 224, 638, 310, 1]'],
+    (R20, Task.GROUNDING): ['[1, 2, 3, 4] ', 'box: [1, 2, 3, 4]'],
+    (R20, Task.PLANNING): ['', '2. Start with two', '1. a\n3. skipped two', '1. ' + 'x' * 121, 'Pick up the cup',
+                           '\n'.join(f'{n}. step' for n in range(1, 12))],
+    (R20, Task.GENERAL): ['', 'x' * 2001, 'a <b> c'],
+    (R25, Task.POINTING): ['[(500, 250, 0.5)]'],
+    (R25, Task.TRAJECTORY): ['[(500, 250)]', '[(500, 250, -0.5)]', '[(500, 250, 0.12345)]'],
+    (R25, Task.GROUNDING): ['[(1, 2), (3, 4)]'],
+}
+
+
+def _wrap(answer: str, thinking: bool | None, thought: str = 'I look at the image.') -> str:
+    if thinking is None:
+        return answer
+    if thinking:
+        return f'{thought}</think><answer>{answer}</answer>'
+    return f'{answer}</answer>'
+
+
+def _regex(task, thinking, family) -> str:
+    constraint = structured_output_constraint(task, thinking, family)
+    assert set(constraint) == {'regex'}
+    return constraint['regex']
+
+
+@pytest.mark.parametrize(('family', 'task'), sorted(ACCEPT, key=str))
+@pytest.mark.parametrize('thinking', [None, False, True])
+def test_native_answers_are_accepted(family, task, thinking):
+    pattern = re.compile(_regex(task, thinking, family))
+    for answer in ACCEPT[(family, task)]:
+        assert pattern.fullmatch(_wrap(answer, thinking)), answer
+
+
+@pytest.mark.parametrize(('family', 'task'), sorted(REJECT, key=str))
+@pytest.mark.parametrize('thinking', [None, False, True])
+def test_wrong_formats_are_rejected(family, task, thinking):
+    pattern = re.compile(_regex(task, thinking, family))
+    for answer in REJECT[(family, task)]:
+        assert not pattern.fullmatch(_wrap(answer, thinking)), answer
+
+
+def test_tag_layout_per_thinking_mode():
+    off = re.compile(_regex(Task.GROUNDING, False, R20))
+    assert not off.fullmatch('[1, 2, 3, 4]')  # the closing tag is required
+    assert not off.fullmatch('<answer>[1, 2, 3, 4]</answer>')  # the prefill already opened it
+    bare = re.compile(_regex(Task.GROUNDING, None, R20))
+    assert not bare.fullmatch('[1, 2, 3, 4]</answer>')
+    on = re.compile(_regex(Task.GROUNDING, True, R20))
+    assert on.fullmatch('</think><answer>[1, 2, 3, 4]</answer>')  # empty thinking is allowed
+    assert not on.fullmatch('a < b</think><answer>[1, 2, 3, 4]</answer>')  # '<' only in the tags
+    assert not on.fullmatch('x' * 3001 + '</think><answer>[1, 2, 3, 4]</answer>')  # thinking is bounded
+    assert on.fullmatch('x' * 3000 + '</think><answer>[1, 2, 3, 4]</answer>')
+
+
+def test_published_thinking_completions_are_accepted():
+    vectors = DEMO_DIR / 'vectors.json'
+    if not vectors.is_file():
+        pytest.fail(f'published RoboBrain 2.0 test vectors missing: expected {vectors.resolve()}')
+    for case in json.loads(vectors.read_text())['cases']:
+        pattern = re.compile(_regex(Task(case['task']), True, R20))
+        assert pattern.fullmatch(case['thinking'] + '</think><answer>' + case['answer'] + '</answer>'), case['name']
+
+
+def test_robobrain_2_5_has_no_affordance_constraint():
+    with pytest.raises(ValueError, match='affordance'):
+        structured_output_constraint(Task.AFFORDANCE, False, R25)
+
+
+def _regex_syntax_problems(pattern: str) -> list[str]:
+    """Constructs xgrammar's regex converter rejects or we forbid (unbounded repetition)."""
+    problems = []
+    i = 0
+    in_class = False
+    previous = ''
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == '\\':
+            escaped = pattern[i + 1]
+            if escaped.isdigit() and escaped != '0':
+                problems.append(f'backreference \\{escaped} at {i}')
+            if escaped in 'bBAZzGkpP':
+                problems.append(f'unsupported escape \\{escaped} at {i}')
+            previous = 'atom'
+            i += 2
+            continue
+        if in_class:
+            if ch == ']':
+                in_class = False
+                previous = 'atom'
+            i += 1
+            continue
+        if ch == '[':
+            in_class = True
+            i += 1
+            if pattern[i] == '^':
+                i += 1
+            if pattern[i] == ']':  # a literal ] first in a class
+                i += 1
+            continue
+        if ch == '(' and pattern[i + 1] == '?':
+            problems.append(f'group extension (?{pattern[i + 2]} (lookaround / non-capturing / flags) at {i}')
+        if ch in '*+':
+            problems.append(f'unbounded {ch} at {i}')
+        if ch == '?' and previous == 'quantifier':
+            problems.append(f'lazy quantifier at {i}')
+        if ch in '^$':
+            problems.append(f'anchor {ch} at {i}')
+        if ch == '{':
+            end = pattern.index('}', i)
+            if not re.fullmatch(r'\d+(,\d+)?', pattern[i + 1:end]):
+                problems.append(f'open repetition {pattern[i:end + 1]} at {i}')
+            i = end + 1
+            previous = 'quantifier'
+            continue
+        previous = 'quantifier' if ch in '*+?' else 'atom'
+        i += 1
+    if in_class:
+        problems.append('unterminated class')
+    return problems
+
+
+def test_syntax_checker_catches_forbidden_constructs():
+    assert _regex_syntax_problems(r'(?=a)b')
+    assert _regex_syntax_problems(r'(a)\1')
+    assert _regex_syntax_problems(r'a{1,3}?')
+    assert _regex_syntax_problems(r'a+')
+    assert _regex_syntax_problems(r'a{2,}')
+    assert _regex_syntax_problems(r'^a$')
+    assert not _regex_syntax_problems(r'[^<+*]{0,5}\[\(\d{1,4}\)(, x)?\]')
+
+
+@pytest.mark.parametrize(('task', 'thinking', 'family'), ALL_COMBINATIONS)
+def test_constraints_use_only_xgrammar_safe_bounded_syntax(task, thinking, family):
+    pattern = _regex(task, thinking, family)
+    assert _regex_syntax_problems(pattern) == []
+    re.compile(pattern)
+    assert len(pattern) < 1000  # keeps server-side grammar compilation cheap
