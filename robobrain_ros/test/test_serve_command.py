@@ -98,7 +98,8 @@ def test_env_expansion(monkeypatch):
 
 @pytest.mark.parametrize('data, words', [
     ({'serve': [{'engine_args': {'model': 'm'}}], 'platfrom': 'cpu'}, ["'platfrom'", "'platform'"]),
-    ({'serve': [{'engine_args': {'model': 'm'}, 'engine_arg': {}}]}, ["'engine_arg'", 'engine_args']),
+    ({'serve': [{'engine_args': {'model': 'm'}, 'engine_arg': {}}]},
+     ["'engine_arg'", 'engine_args']),
     ({'serve': [{'engine_args': {'model': 'm'}}], 'platform': 'gpu'}, ['platform', 'cuda']),
     ({'serve': [{'engine': 'sglang', 'engine_args': {'model': 'm'}}]}, ['sglang']),
     ({'serve': [{'engine_args': {'port': 1}}]}, ['engine_args.model']),
@@ -135,3 +136,22 @@ def test_unknown_but_not_close_key_passes_with_builtin_list_only():
     strict = cmd.OptionTable(dict(cmd.BUILTIN_OPTIONS), "vLLM x's argument parser")
     with pytest.raises(ConfigError):
         cmd.validate(ServeEntry('s', {'model': 'm', 'zzz_custom_thing': 1}), strict)
+
+
+def test_ros_args_are_ignored():
+    from robobrain_ros.serve.cli import _strip_ros_args
+    assert _strip_ros_args(['--config', 'x', '--ros-args', '-r', '__node:=serve']) == [
+        '--config', 'x']
+    assert _strip_ros_args(['--ros-args', '-p', 'a:=1', '--', '--dry-run']) == ['--dry-run']
+
+
+def test_metrics_parser_and_fixture_errors_name_paths(tmp_path):
+    from robobrain_ros.testing import vllm_fixture as vf
+    text = ('# HELP x\nvllm:num_requests_running{engine="0",model_name="a b"} 0.0\n'
+            'vllm:prompt_tokens_total{engine="0"} 12\nplain 3.5 1700000000\n')
+    assert vf.parse_metrics(text) == {
+        'vllm:num_requests_running{engine="0",model_name="a b"}': 0.0,
+        'vllm:prompt_tokens_total{engine="0"}': 12.0, 'plain': 3.5}
+    missing = str(tmp_path / 'no' / 'python')
+    with pytest.raises(vf.ServerSetupError, match=missing):
+        vf.start_tiny_server(python=missing)

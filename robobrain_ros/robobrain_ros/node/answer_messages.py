@@ -73,12 +73,12 @@ def answer_message(outcome: QueryOutcome):
         if answer.box is not None:
             box = answer.box
             msg.has_box = True
-            msg.box = PixelBox(x_min=box.x_min, y_min=box.y_min, x_max=box.x_max, y_max=box.y_max,
-                               clipped=box.clipped)
-            msg.center = PixelPoint(x=(box.x_min + box.x_max) / 2, y=(box.y_min + box.y_max) / 2)
+            msg.box = PixelBox(x_min=float(box.x_min), y_min=float(box.y_min), x_max=float(box.x_max),
+                               y_max=float(box.y_max), clipped=bool(box.clipped))
+            msg.center = PixelPoint(x=(box.x_min + box.x_max) / 2.0, y=(box.y_min + box.y_max) / 2.0)
             msg.center_3d = lifted[0] if lifted else LiftedPoint(depth=math.nan)
     elif task is Task.PLANNING:
-        msg.steps = [PlanStep(order=s.order, description=s.description, robot_name=s.robot_name)
+        msg.steps = [PlanStep(order=int(s.order), description=str(s.description), robot_name=str(s.robot_name))
                      for s in answer.steps]
         msg.reasoning = answer.reasoning
     else:

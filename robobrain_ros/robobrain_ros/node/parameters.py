@@ -56,6 +56,8 @@ PARAMETERS: dict[str, Spec] = {
                              int_range=(784, 1000000)),
     'model.extra_body': Spec('', 'JSON object merged into every request body, e.g. {"top_p": 0.95, "min_tokens": 8}; '
                              'empty = nothing'),
+    'model.send_processor_kwargs': Spec(False, 'also send the pixel budget as mm_processor_kwargs (only for '
+                                        'servers started with --trust-request-mm-kwargs)'),
     'model.jpeg_quality': Spec(90, 'JPEG quality of the image sent to the server', int_range=(50, 100)),
     'queries.max_concurrent': Spec(8, 'requests in flight at once (vLLM batches them)', read_only=True,
                                    int_range=(1, 256)),
@@ -133,6 +135,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         depth_sync_tolerance=v['camera.depth_sync_tolerance'],
         lift_window=v['camera.lift_window'],
         extra_body=parse_extra_body(v['model.extra_body']),
+        processor_kwargs=v['model.send_processor_kwargs'],
     )
 
 

@@ -52,6 +52,7 @@ class PipelineSettings:
     depth_sync_tolerance: float = 0.05    # [s]
     lift_window: int = 5                  # [px]
     extra_body: dict[str, Any] = field(default_factory=dict)   # merged into every request body
+    processor_kwargs: bool = False        # send the budget as mm_processor_kwargs (--trust-request-mm-kwargs)
 
 
 @dataclass
@@ -188,6 +189,7 @@ class QueryPipeline:
                                   model=outcome.model, budget=settings.budget,
                                   structured=settings.structured_outputs or None,
                                   max_tokens=settings.max_tokens, temperature=settings.temperature,
+                                  processor_kwargs=settings.processor_kwargs,
                                   extra={**settings.extra_body, **(request.extra_body or {})})
         except ValueError as exc:
             outcome.fail(QueryStatus.BAD_GOAL, str(exc))

@@ -49,13 +49,16 @@ def build_request(
     max_tokens: int = 768,
     temperature: float = 0.7,
     stream: bool = True,
+    processor_kwargs: bool = False,
     extra: Mapping[str, Any] | None = None,
 ) -> BuiltRequest:
     """The chat-completions body for one question (user turn, thinking prefill, constraints).
 
     structured=None turns the answer-format constraint on unless thinking is on: thinking text
     is free prose and the constraint's bound on it would be the only thing shaping it.
-    Raises ValueError for an empty instruction, a task the family lacks, or a wrong image count.
+    processor_kwargs=True also sends the budget as mm_processor_kwargs (servers started with
+    --trust-request-mm-kwargs only). Raises ValueError for an empty instruction, a task the family lacks,
+    or a wrong image count.
     """
     task = Task(task)
     model_family = ModelFamily(model_family)
@@ -88,7 +91,11 @@ def build_request(
         messages.append({'role': 'assistant', 'content': prefill})
         body['continue_final_message'] = True
         body['add_generation_prompt'] = False
-    body['mm_processor_kwargs'] = {'max_pixels': budget.max_pixels, 'min_pixels': budget.min_pixels}
+    if processor_kwargs:
+        # Off by default: vLLM refuses per-request processor settings unless started with
+        # --trust-request-mm-kwargs. Without them, the image is already sized to the budget (a multiple
+        # of 28 per side inside the server's own limits), so the server's processor leaves it unchanged.
+        body['mm_processor_kwargs'] = {'max_pixels': budget.max_pixels, 'min_pixels': budget.min_pixels}
     if structured is None:
         structured = thinking is not True
     if structured:

@@ -168,7 +168,8 @@ def parse(data: Any, source: str | None = None) -> ServeConfig:
     entries = []
     for i, raw in enumerate(serve):
         if not isinstance(raw, dict):
-            raise ConfigError(f'{where}: serve entry {i} must be a mapping, got {type(raw).__name__}')
+            raise ConfigError(f'{where}: serve entry {i} must be a mapping, '
+                              f'got {type(raw).__name__}')
         for key in raw:
             if key not in ENTRY_KEYS:
                 raise ConfigError(f'{where}: ' + unknown_key_message(f'serve entry {i}', str(key),

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 # Bump when anything below changes what is written.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 MARKER = 'robobrain_tiny_model.json'
 SEED = 20250
 
@@ -37,8 +37,10 @@ SPECIAL_TOKENS = [
 ]
 DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant.'
 VOCAB_SIZE = 1024           # trained BPE size (incl. the 256 byte symbols), before special tokens
-MIN_PIXELS = 56 * 56        # processor defaults: small images keep CPU inference fast
-MAX_PIXELS = 224 * 224
+# Processor defaults as in Qwen2.5-VL / RoboBrain 2.0: the server must not resize what the client already sized
+# to its budget, or the answers' pixel coordinates would refer to an image the client does not know.
+MIN_PIXELS = 56 * 56
+MAX_PIXELS = 16384 * 28 * 28
 
 # Qwen2.5-VL's template, plus: an assistant message that is the last one while
 # ``continue_final_message`` is true gets no <|im_end|> (vLLM/transformers also strip it).
