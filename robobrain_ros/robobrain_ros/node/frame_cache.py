@@ -1,8 +1,9 @@
 """The latest camera data, and nothing older: what a query may use.
 
 Image callbacks only store the message (no decoding, no copy), so they stay cheap at any frame rate;
-a query decodes the one frame it uses. Colour keeps one frame (raw or compressed, whichever is newest);
-depth keeps a short history so the depth frame nearest in time to the colour frame can be chosen.
+a query decodes the one frame it uses. Colour keeps the last frame of each topic (raw and compressed may
+both be subscribed) and a query takes the newest of those; a topic's last frame always replaces its
+previous one, even with an older stamp (a restarted driver or bag must not be ignored); depth keeps a short history so the depth frame nearest in time to the colour frame can be chosen.
 """
 
 from __future__ import annotations
@@ -27,16 +28,14 @@ class CachedFrame:
 class FrameCache:
     def __init__(self, depth_history: int = 8) -> None:
         self._lock = threading.Condition()
-        self._colour: CachedFrame | None = None
+        self._colour: dict[str, CachedFrame] = {}
         self._depth: deque[CachedFrame] = deque(maxlen=depth_history)
         self._camera_info: Any = None
         self._colour_count = 0
 
     def put_colour(self, frame: CachedFrame) -> None:
         with self._lock:
-            # A compressed and a raw topic of one camera may both be subscribed: keep whichever is newer.
-            if self._colour is None or frame.stamp >= self._colour.stamp:
-                self._colour = frame
+            self._colour[frame.topic] = frame
             self._colour_count += 1
             self._lock.notify_all()
 
@@ -54,7 +53,10 @@ class FrameCache:
 
     def latest_colour(self) -> CachedFrame | None:
         with self._lock:
-            return self._colour
+            return self._newest()
+
+    def _newest(self) -> CachedFrame | None:
+        return max(self._colour.values(), key=lambda f: f.stamp, default=None)
 
     def camera_info(self) -> Any:
         with self._lock:
@@ -69,7 +71,7 @@ class FrameCache:
         end = time.monotonic() + max(0.0, timeout)
         with self._lock:
             while True:
-                frame = self._colour
+                frame = self._newest()
                 if frame is not None and now() - frame.stamp <= max_age:
                     return frame, frame
                 remaining = end - time.monotonic()

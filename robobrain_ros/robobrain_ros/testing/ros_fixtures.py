@@ -1,0 +1,133 @@
+"""pytest fixtures for process-level tests of the brain node: real rclpy (Fast DDS), real node processes.
+
+    pytest_plugins = ['robobrain_ros.testing.vllm_fixture', 'robobrain_ros.testing.ros_fixtures']
+
+- `ros_client`: a BrainClient (own rclpy Context + node spinning in a thread) shared by the session; tests
+  create publishers/subscriptions on `ros_client.node`.
+- `start_brain(params, name=...)`: starts a brain node process (--params-file) and waits until its action
+  servers answer; stopped at the end of the test module.
+- `camera`: publishes synthetic frames (and optional depth + camera_info) on the topics a brain listens to.
+
+ROS traffic stays on loopback, in a DDS domain chosen for this run (ROS_DOMAIN_ID), set before rclpy starts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from robobrain_ros.testing.brain_process import BrainProcess
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
+
+
+@pytest.fixture(scope='session')
+def ros_client():
+    from robobrain_ros.brain_client import BrainClient
+    client = BrainClient(node_name='robobrain_test_client')
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope='module')
+def start_brain(tmp_path_factory, ros_client):
+    started: list[BrainProcess] = []
+    log_dir = tmp_path_factory.mktemp('brain')
+
+    def start(params: dict, name: str = 'robobrain', wait_for: str = 'point', timeout: float = 60.0):
+        from robobrain_ros.brain_client import BrainClient
+        process = BrainProcess(params, name=name, log_dir=log_dir).start()
+        started.append(process)
+        client = BrainClient(brain_name=f'/{name}', context=ros_client.node.context,
+                             node_name=f'client_of_{name}')
+        ready = client.wait_for_server(wait_for, timeout)
+        if not ready or not process.alive():
+            client.close()
+            pytest.fail(f'brain node {name} did not come up (log {process.log_path}):\n{process.log()[-4000:]}',
+                        pytrace=False)
+        client.process = process
+        started.append(client)
+        return client
+
+    yield start
+    for item in reversed(started):
+        if isinstance(item, BrainProcess):
+            code = item.stop()
+            assert code is not None
+        else:
+            item.close()
+
+
+def test_image(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:
+    """A deterministic RGB test frame with some structure (the model does not care, the encoder does)."""
+    rng = np.random.default_rng(seed)
+    image = (rng.random((height // 8, width // 8, 3)) * 255).astype(np.uint8)
+    return np.kron(image, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
+
+
+test_image.__test__ = False   # a helper, not a test
+
+
+class Camera:
+    """Publishes frames (raw or compressed), depth and camera_info at a fixed rate, stamped now."""
+
+    def __init__(self, node) -> None:
+        self._node = node
+        self._publishers: dict = {}
+        self._messages: list = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stamp_offset = 0.0    # [s] added to "now": negative values make stale frames
+
+    def publisher(self, msg_type, topic: str):
+        from rclpy.qos import qos_profile_sensor_data
+        key = (msg_type, topic)
+        if key not in self._publishers:
+            self._publishers[key] = self._node.create_publisher(msg_type, topic, qos_profile_sensor_data)
+        return self._publishers[key]
+
+    def create_image_publisher(self, topic: str):
+        from sensor_msgs.msg import Image
+        return self.publisher(Image, topic)
+
+    def set(self, *messages) -> None:
+        """(publisher, message) pairs to publish on every tick."""
+        self._messages = list(messages)
+
+    def start(self, rate_hz: float = 20.0) -> 'Camera':
+        self._stop.clear()
+
+        def run() -> None:
+            from builtin_interfaces.msg import Time
+            while not self._stop.is_set():
+                now = self._node.get_clock().now().nanoseconds * 1e-9 + self.stamp_offset
+                stamp = Time(sec=int(now), nanosec=int((now % 1) * 1e9))
+                for publisher, message in self._messages:
+                    message.header.stamp = stamp
+                    publisher.publish(message)
+                self._stop.wait(1.0 / rate_hz)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        for publisher in self._publishers.values():
+            self._node.destroy_publisher(publisher)
+        self._publishers.clear()
+
+
+@pytest.fixture
+def camera(ros_client):
+    cam = Camera(ros_client.node)
+    yield cam
+    cam.stop()
+

@@ -1,0 +1,166 @@
+"""The brain node as its own process, real rclpy action clients, a real vLLM server with the tiny model.
+
+With random weights the answers mean nothing; structured outputs make them well-formed, so what is
+asserted is what must hold whatever the model says: goals end with the right status, raw text is kept,
+parsed values are the raw ones mapped to the original image, frames and headers are the right ones.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from action_msgs.msg import GoalStatus
+from std_msgs.msg import Header
+
+from robobrain_interfaces.action import Point
+from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.node.image_conversion import rgb_to_image_msg
+from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.testing.ros_fixtures import test_image
+
+SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
+NUMBER = r'(-?\d+(?:\.\d+)?)'
+PAIR = re.compile(rf'[\(\[]\s*{NUMBER}\s*,\s*{NUMBER}\s*[\)\]]')
+QUAD = re.compile(rf'\[\s*{NUMBER}\s*,\s*{NUMBER}\s*,\s*{NUMBER}\s*,\s*{NUMBER}\s*\]')
+
+
+@pytest.fixture(scope='module')
+def brain(start_brain, vllm_server):
+    return start_brain({'server.base_urls': [vllm_server.base_url], 'model.max_tokens': 96,
+                        'model.temperature': 0.0, 'queries.max_image_age': 2.0,
+                        'topics.image': '/actions/image', 'topics.compressed_image': '',
+                        'topics.depth': '', 'topics.camera_info': ''})
+
+
+def goal_image(width: int = 640, height: int = 480, frame_id: str = 'goal_camera_optical_frame'):
+    return rgb_to_image_msg(test_image(width, height), Header(frame_id=frame_id))
+
+
+def expected_point(x: float, y: float, original: tuple[int, int], sent: tuple[int, int]):
+    """RoboBrain 2.0: pixels of the image the model saw -> original pixels, clipped onto the image."""
+    ox, oy = x * original[0] / sent[0], y * original[1] / sent[1]
+    cx, cy = min(max(ox, 0.0), original[0]), min(max(oy, 0.0), original[1])
+    return cx, cy, (cx, cy) != (ox, oy)
+
+
+def test_point_goal_maps_the_raw_tuples_to_the_original_image(brain):
+    outcome = brain.query('point', 'the red cup', image=goal_image(1280, 720))
+    assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
+    info = outcome.answer.info
+    assert info.status.code == QueryStatus.OK
+    assert info.raw_completion.endswith('</answer>')
+    assert (info.original_width, info.original_height) == (1280, 720)
+    assert (info.model_width, info.model_height) == (1288, 728)   # smart_resize: multiples of 28
+    assert info.header.frame_id == 'goal_camera_optical_frame' and info.image_source == 'goal'
+    assert info.task == 'pointing' and info.instruction == 'the red cup' and info.model == 'robobrain-tiny'
+    raw = [(float(x), float(y)) for x, y in PAIR.findall(info.raw_completion)]
+    assert raw and len(raw) == len(outcome.answer.points)
+    for (x, y), point in zip(raw, outcome.answer.points):
+        ex, ey, clipped = expected_point(x, y, (1280, 720), (1288, 728))
+        assert (point.x, point.y, point.clipped) == (pytest.approx(ex), pytest.approx(ey), clipped)
+    assert outcome.answer.points_3d == []   # this brain has no depth
+    # The image tokens the server counted match the size the node says the model saw.
+    assert info.prompt_tokens >= (1288 // 28) * (728 // 28)
+    assert info.latency.total >= info.latency.first_token > 0 and info.latency.preprocess > 0
+
+
+def test_feedback_streams_stages_and_rebuilds_the_text(brain):
+    outcome = brain.query('point', 'the handle', image=goal_image())
+    assert outcome.status == SUCCEEDED
+    raw = outcome.answer.info.raw_completion
+    assert wait_until(lambda: outcome.text == raw, 2.0), (outcome.text, raw)
+    stages = [f.stage for f in outcome.feedback]
+    assert Point.Feedback.STAGE_QUEUED in stages and Point.Feedback.STAGE_GENERATING in stages
+    assert stages[-1] == Point.Feedback.STAGE_PARSING
+    assert outcome.feedback[-1].tokens == outcome.answer.info.completion_tokens > 0
+
+
+@pytest.mark.parametrize('action', ['affordance', 'ground'])
+def test_box_actions(brain, action):
+    outcome = brain.query(action, 'the mug', image=goal_image(800, 600))
+    assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
+    answer = outcome.answer
+    assert answer.has_box and answer.info.task == {'affordance': 'affordance', 'ground': 'grounding'}[action]
+    x1, y1, x2, y2 = map(float, QUAD.search(answer.info.raw_completion).groups())
+    sent = (answer.info.model_width, answer.info.model_height)
+    corners = [expected_point(x, y, (800, 600), sent) for x, y in ((x1, y1), (x2, y2))]
+    xs, ys = sorted(c[0] for c in corners), sorted(c[1] for c in corners)
+    box = answer.box
+    assert (box.x_min, box.x_max, box.y_min, box.y_max) == tuple(pytest.approx(v) for v in (*xs, *ys))
+    assert box.clipped == any(c[2] for c in corners)
+    assert (answer.center.x, answer.center.y) == (pytest.approx(sum(xs) / 2), pytest.approx(sum(ys) / 2))
+    assert not answer.center_3d.valid
+
+
+def test_trajectory_action(brain):
+    outcome = brain.query('trajectory', 'put the cup on the shelf', image=goal_image())
+    assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
+    raw = PAIR.findall(outcome.answer.info.raw_completion)
+    assert 1 <= len(outcome.answer.points) == len(raw) <= 10
+    assert outcome.answer.path.poses == []   # no depth: no 3D path
+
+
+def test_plan_action(brain):
+    outcome = brain.query('plan', 'clear the table', image=goal_image())
+    assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
+    steps = outcome.answer.steps
+    assert steps and [s.order for s in steps] == list(range(1, len(steps) + 1))
+    numbered = re.findall(r'(?m)^(\d+)\. ', outcome.answer.info.answer_text)
+    assert len(numbered) == len(steps)
+
+
+def test_ask_action(brain):
+    outcome = brain.query('ask', 'what is on the table?', image=goal_image())
+    assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
+    answer = outcome.answer
+    assert answer.answer and answer.answer == answer.info.answer_text
+    assert answer.answer in answer.info.raw_completion
+
+
+def test_goal_without_image_uses_the_latest_camera_frame(brain, camera):
+    frame = rgb_to_image_msg(test_image(320, 240, seed=3), Header(frame_id='live_optical_frame'))
+    camera.set((camera.create_image_publisher('/actions/image'), frame))
+    camera.start()
+    outcome = brain.query('point', 'the cup', max_image_age=1.0)
+    assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
+    info = outcome.answer.info
+    assert info.header.frame_id == 'live_optical_frame' and info.image_source == '/actions/image'
+    assert (info.original_width, info.original_height) == (320, 240)
+    assert 0.0 <= info.image_age < 1.0
+
+
+def test_stale_frame_aborts_with_the_reason(brain, camera):
+    frame = rgb_to_image_msg(test_image(320, 240), Header(frame_id='stale_optical_frame'))
+    camera.set((camera.create_image_publisher('/actions/image'), frame))
+    camera.stamp_offset = -30.0
+    camera.start()
+    outcome = brain.query('point', 'the cup', max_image_age=0.5, timeout=1.5)
+    assert outcome.status == ABORTED
+    status = outcome.answer.info.status
+    assert status.code == QueryStatus.IMAGE_TOO_OLD and 'older than max_image_age' in status.message
+
+
+def test_eight_concurrent_goals_all_succeed(brain):
+    # Eight different image sizes: eight different requests, which vLLM batches.
+    handles = [brain.send('point', brain.goal('point', f'object {i}', image=goal_image(width=320 + 28 * i)))
+               for i in range(8)]
+    outcomes = [h.wait(120.0) for h in handles]
+    assert [o.status for o in outcomes] == [SUCCEEDED] * 8
+    assert [o.answer.info.instruction for o in outcomes] == [f'object {i}' for i in range(8)]
+
+
+def test_bad_goals_abort_with_reasons(brain):
+    empty = brain.query('point', '   ', image=goal_image())
+    assert empty.status == ABORTED and empty.answer.info.status.code == QueryStatus.BAD_GOAL
+    assert 'empty' in empty.answer.info.status.message
+    thinking = brain.query('point', 'the cup', image=goal_image(), thinking=7)
+    assert thinking.answer.info.status.code == QueryStatus.BAD_GOAL and 'thinking' in thinking.answer.info.status.message
+    negative = brain.query('point', 'the cup', image=goal_image(), timeout=-1.0)
+    assert negative.answer.info.status.code == QueryStatus.BAD_GOAL and 'timeout' in negative.answer.info.status.message
+    broken = goal_image()
+    broken.step = 10   # smaller than a row
+    bad_image = brain.query('point', 'the cup', image=broken)
+    assert bad_image.status == ABORTED and bad_image.answer.info.status.code == QueryStatus.BAD_IMAGE
+    assert 'step' in bad_image.answer.info.status.message
