@@ -190,13 +190,11 @@ class ChatClient:
                     raise ServerError(f'unexpected stream event: {data[:200]!r}')
                 if 'error' in event:
                     raise ServerError(f'the server reported an error mid-stream: {event["error"]}')
-                usage = _usage(event.get('usage'))
-                text = ''
-                finish_reason = None
-                for choice in event.get('choices') or []:
-                    delta = choice.get('delta') or {}
-                    text += delta.get('content') or ''
-                    finish_reason = choice.get('finish_reason') or finish_reason
+                try:
+                    text, finish_reason, usage = _read_event(event)
+                except (AttributeError, TypeError, ValueError) as exc:
+                    # Valid JSON of the wrong shape (a proxy's error page, another API): the server's fault.
+                    raise ServerError(f'unexpected stream event ({exc}): {data[:200]!r}') from exc
                 if text:
                     tokens += 1
                 if usage is not None:
@@ -252,6 +250,23 @@ class ChatClient:
                 return response.status in (200, 404)
         except (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError):
             return False
+
+
+def _read_event(event: dict[str, Any]) -> tuple[str, str | None, Usage | None]:
+    """(text, finish reason, usage) of one streamed event; TypeError/ValueError when it is not shaped like one."""
+    text = ''
+    finish_reason = None
+    for choice in event.get('choices') or []:
+        delta = choice.get('delta') or {}
+        content = delta.get('content') or ''
+        if not isinstance(content, str):
+            raise TypeError(f'content is {type(content).__name__}, not text')
+        text += content
+        reason = choice.get('finish_reason')
+        if reason is not None and not isinstance(reason, str):
+            raise TypeError(f'finish_reason is {type(reason).__name__}, not text')
+        finish_reason = reason or finish_reason
+    return text, finish_reason, _usage(event.get('usage'))
 
 
 def _usage(raw: Any) -> Usage | None:

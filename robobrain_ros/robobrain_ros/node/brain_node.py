@@ -58,6 +58,10 @@ ANSWER_TOPICS: dict[type, str] = {
 }
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# The action services' requests (send goal, get result, cancel). rclpy's default keeps the last 10 requests not
+# yet taken: a burst of goals from planners overflows it and the overflow is dropped without a word, leaving
+# those clients waiting forever. Every request must reach the goal callback, which answers it (accept or reject).
+ACTION_SERVICES = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class BrainNode(LifecycleNode):
@@ -74,6 +78,7 @@ class BrainNode(LifecycleNode):
         self._admitted = 0
         self._tokens: dict[bytes, CancelToken] = {}
         self._task_workers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._image_worker: concurrent.futures.ThreadPoolExecutor | None = None   # annotated images
         self._model = ''
         self._health: list = []
         self._health_pending = False
@@ -93,6 +98,7 @@ class BrainNode(LifecycleNode):
         self._pipeline = QueryPipeline(self._pipeline_settings(v), self._frames, self._runner,
                                        now=self._now, model_name=self._model_name, colour_topic=colour_topic)
         self._task_workers = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix='robobrain-task')
+        self._image_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='robobrain-annotate')
         self._create_publishers()
         self._create_subscriptions(v)
         self._create_action_servers()
@@ -128,6 +134,9 @@ class BrainNode(LifecycleNode):
         if self._task_workers is not None:
             self._task_workers.shutdown(wait=False, cancel_futures=True)
             self._task_workers = None
+        if self._image_worker is not None:
+            self._image_worker.shutdown(wait=False, cancel_futures=True)
+            self._image_worker = None
         for entity in self._entities:
             if isinstance(entity, ActionServer):
                 entity.destroy()
@@ -214,7 +223,8 @@ class BrainNode(LifecycleNode):
                 execute_callback=lambda handle, t=task, a=action_type: self._execute(handle, t, a),
                 goal_callback=self._on_goal, cancel_callback=self._on_cancel,
                 handle_accepted_callback=lambda handle: handle.execute(),
-                callback_group=group))
+                goal_service_qos_profile=ACTION_SERVICES, result_service_qos_profile=ACTION_SERVICES,
+                cancel_service_qos_profile=ACTION_SERVICES, callback_group=group))
 
     def _admit(self) -> str:
         """'' and a reserved slot when a new query may start, else the reason it may not."""
@@ -316,10 +326,22 @@ class BrainNode(LifecycleNode):
             markers = answer_markers(message, self.get_parameter('output.marker_lifetime').value)
             if markers is not None:
                 self._markers_pub.publish(markers)
-        if self.get_parameter('output.annotated_image').value and outcome.rgb is not None:
+        worker = self._image_worker
+        if self.get_parameter('output.annotated_image').value and outcome.rgb is not None and worker is not None:
+            # Drawing, copying and serialising a full frame takes 5-10 ms (docs/BENCHMARKS.md): done on a
+            # thread of its own so the goal's result does not wait for it.
+            try:
+                worker.submit(self._publish_annotated, outcome)
+            except RuntimeError:   # shut down meanwhile
+                pass
+
+    def _publish_annotated(self, outcome: QueryOutcome) -> None:
+        try:
             title = f'{outcome.request.task.value}: {outcome.request.instruction}'
             drawn = draw_annotations(outcome.rgb, outcome.answer, title)
             self._annotated_pub.publish(rgb_to_image_msg(drawn, outcome.header))
+        except Exception as exc:  # a failed picture must not go unnoticed, nor break anything else
+            self.get_logger().warning(f'annotated image not published: {exc}', throttle_duration_sec=5.0)
 
     # ---------------------------------------------------------------- server health
     def _model_name(self) -> str:

@@ -42,6 +42,7 @@ class FrameCache:
     def put_depth(self, frame: CachedFrame) -> None:
         with self._lock:
             self._depth.append(frame)
+            self._lock.notify_all()
 
     def put_camera_info(self, msg: Any) -> None:
         with self._lock:
@@ -80,10 +81,19 @@ class FrameCache:
                 # Wake up now and then to notice a cancel even when no frame arrives.
                 self._lock.wait(min(remaining, 0.05))
 
-    def depth_near(self, stamp: float, tolerance: float) -> CachedFrame | None:
-        """The depth frame closest in time to stamp, if within tolerance [s]."""
+    def depth_near(self, stamp: float, tolerance: float, wait: float = 0.0) -> CachedFrame | None:
+        """The depth frame closest in time to stamp, if within tolerance [s].
+
+        Depth often arrives a little after the colour frame of the same instant: with wait > 0, wait up to
+        that long [s] for one within tolerance to arrive.
+        """
+        end = time.monotonic() + wait
         with self._lock:
-            best = min(self._depth, key=lambda f: abs(f.stamp - stamp), default=None)
-        if best is None or abs(best.stamp - stamp) > tolerance:
-            return None
-        return best
+            while True:
+                best = min(self._depth, key=lambda f: abs(f.stamp - stamp), default=None)
+                if best is not None and abs(best.stamp - stamp) <= tolerance:
+                    return best
+                remaining = end - time.monotonic()
+                if remaining <= 0 or (best is not None and best.stamp > stamp + tolerance):
+                    return None   # nothing more can come: a newer depth frame is already past the window
+                self._lock.wait(remaining)

@@ -12,12 +12,19 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from robobrain_interfaces.msg import BoxAnswer, PointsAnswer, TrajectoryAnswer
+from robobrain_ros.protocol import annotate
 
-# Same colours as the annotated image (protocol.draw_annotations) so a point in RViz matches the picture.
-POINT_COLOUR = ColorRGBA(r=1.0, g=0.2, b=0.2, a=1.0)
-BOX_COLOUR = ColorRGBA(r=0.2, g=1.0, b=0.2, a=1.0)
-TRAJECTORY_COLOUR = ColorRGBA(r=0.2, g=0.6, b=1.0, a=1.0)
-LABEL_COLOUR = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+
+
+def _rgba(rgb: tuple[int, int, int]) -> ColorRGBA:
+    return ColorRGBA(r=rgb[0] / 255.0, g=rgb[1] / 255.0, b=rgb[2] / 255.0, a=1.0)
+
+
+# The annotated image's colours (protocol.annotate), so a point in RViz matches the picture.
+POINT_COLOUR = _rgba(annotate.POINT_COLOUR)
+BOX_COLOUR = _rgba(annotate.BOX_COLOUR)
+TRAJECTORY_COLOUR = _rgba(annotate.TRAJECTORY_POINT_COLOUR)
+LABEL_COLOUR = _rgba(annotate.TEXT_COLOUR)
 POINT_DIAMETER = 0.03   # [m]
 LINE_WIDTH = 0.01       # [m]
 

@@ -80,6 +80,8 @@ PARAMETERS: dict[str, Spec] = {
                          'empty = no 3D lifting', read_only=True),
     'camera.depth_sync_tolerance': Spec(0.05, '[s] largest stamp difference between a colour and a depth frame',
                                         float_range=(0.0, 10.0)),
+    'camera.depth_wait': Spec(0.2, '[s] how long a query waits for the depth frame matching its colour frame '
+                              '(depth often arrives a little later)', float_range=(0.0, 5.0)),
     'camera.lift_window': Spec(5, '[px] side of the window whose median depth is used per point',
                                int_range=(1, 51)),
     'output.markers': Spec(True, 'publish RViz markers on ~/markers'),
@@ -133,6 +135,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         max_image_age=v['queries.max_image_age'],
         max_instruction_chars=v['queries.max_instruction_chars'],
         depth_sync_tolerance=v['camera.depth_sync_tolerance'],
+        depth_wait=v['camera.depth_wait'],
         lift_window=v['camera.lift_window'],
         extra_body=parse_extra_body(v['model.extra_body']),
         processor_kwargs=v['model.send_processor_kwargs'],

@@ -50,6 +50,7 @@ class PipelineSettings:
     max_image_age: float = 1.0            # [s]
     max_instruction_chars: int = 4000
     depth_sync_tolerance: float = 0.05    # [s]
+    depth_wait: float = 0.2               # [s] how long to wait for the depth frame matching the colour frame
     lift_window: int = 5                  # [px]
     extra_body: dict[str, Any] = field(default_factory=dict)   # merged into every request body
     processor_kwargs: bool = False        # send the budget as mm_processor_kwargs (--trust-request-mm-kwargs)
@@ -187,7 +188,7 @@ class QueryPipeline:
         try:
             built = build_request(request.task, request.instruction, [prepared], outcome.thinking, family,
                                   model=outcome.model, budget=settings.budget,
-                                  structured=settings.structured_outputs or None,
+                                  structured=settings.structured_outputs,
                                   max_tokens=settings.max_tokens, temperature=settings.temperature,
                                   processor_kwargs=settings.processor_kwargs,
                                   extra={**settings.extra_body, **(request.extra_body or {})})
@@ -304,7 +305,8 @@ class QueryPipeline:
             points = [PixelPoint((box.x_min + box.x_max) / 2, (box.y_min + box.y_max) / 2)]
         if not points:
             return [], ''
-        depth_frame = self._frames.depth_near(stamp, self._settings.depth_sync_tolerance)
+        depth_frame = self._frames.depth_near(stamp, self._settings.depth_sync_tolerance,
+                                              wait=self._settings.depth_wait)
         info = self._frames.camera_info()
         if depth_frame is None or info is None:
             missing = 'depth' if depth_frame is None else 'camera_info'

@@ -1,0 +1,119 @@
+"""python -m robobrain_ros.bench [--quick] [--server URL] [--out DIR]: run every CPU benchmark, write the report.
+
+Starts a vLLM CPU server with the tiny model (unless --server names one) and a brain node process, runs
+overhead, concurrency, image budget and memory measurements, prints them and writes BENCHMARKS.md sections
+plus the raw JSON. --quick is a short run (a smoke test) that writes to a temporary folder unless --out is
+given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='python -m robobrain_ros.bench', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='few repetitions (a smoke run, about 2 minutes)')
+    parser.add_argument('--server', default='', help='base URL of a running server (default: start the tiny one)')
+    parser.add_argument('--model', default='robobrain-tiny', help='served model name with --server')
+    parser.add_argument('--out', default='', help='folder for BENCHMARKS.md / cpu_results.json (default: docs/ of '
+                        'the repository; a temporary folder with --quick)')
+    parser.add_argument('--only', default='', help='comma list among overhead,breakdown,concurrency,image_budget,memory')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    os.environ.setdefault('ROS_DOMAIN_ID', '61')
+
+    import psutil
+
+    from robobrain_ros.bench import (
+        breakdown,
+        concurrency,
+        image_budget,
+        memory,
+        overhead,
+        report,
+    )
+    from robobrain_ros.bench.common import BenchContext, load, machine, node_params
+    from robobrain_ros.brain_client import BrainClient
+    from robobrain_ros.testing.brain_process import BrainProcess
+
+    plan = {'overhead': 8 if args.quick else 60, 'breakdown': 5 if args.quick else 40,
+            'concurrency': 1 if args.quick else 5, 'image_budget': 2 if args.quick else 12,
+            'memory': 1 if args.quick else 5}
+    only = [s for s in args.only.split(',') if s] or list(plan)
+    if args.out:
+        docs = Path(args.out)
+    elif args.quick:
+        docs = Path(tempfile.mkdtemp(prefix='robobrain-bench-'))
+    else:
+        docs = REPO / 'docs'
+    results: dict = {'quick': args.quick, 'machine': machine(), 'repetitions': plan}
+    started = time.perf_counter()
+
+    server = None
+    if args.server:
+        base_url, model = args.server, args.model
+    else:
+        from robobrain_ros.testing.vllm_fixture import start_tiny_server
+        print('starting the vLLM CPU server with the tiny model...', file=sys.stderr)
+        server = start_tiny_server()
+        base_url, model = server.base_url, server.model
+    brain = client = None
+    try:
+        if 'breakdown' in only:
+            print('== breakdown (in-process steps)', file=sys.stderr)
+            results['breakdown'] = breakdown.run(plan['breakdown'])
+        if 'image_budget' in only:
+            print('== image budget', file=sys.stderr)
+            results['image_budget'] = image_budget.run(base_url, model, 32, plan['image_budget'])
+        node_sections = [s for s in ('overhead', 'concurrency', 'memory') if s in only]
+        if node_sections:
+            log_dir = Path(tempfile.mkdtemp(prefix='robobrain-bench-node-'))
+            brain = BrainProcess(node_params(base_url, model), name='robobrain_bench', log_dir=log_dir).start()
+            client = BrainClient(brain_name='/robobrain_bench', node_name='robobrain_bench_client')
+            if not client.wait_for_server('point', 60.0):
+                raise RuntimeError(f'the brain node did not come up: {brain.log()[-3000:]}')
+            ctx = BenchContext(base_url=base_url, model=model, brain=client, brain_pid=brain.process.pid,
+                               camera_node=client.node)
+            if 'memory' in only:
+                time.sleep(2.0)
+                results['memory_idle_at_start_mib'] = memory.rss_mib(psutil.Process(ctx.brain_pid))
+            if 'overhead' in only:
+                print('== node overhead', file=sys.stderr)
+                results['overhead'] = overhead.run(ctx, repetitions=plan['overhead'])
+            if 'concurrency' in only:
+                print('== concurrency', file=sys.stderr)
+                results['concurrency'] = concurrency.run(ctx, repetitions=plan['concurrency'])
+            if 'memory' in only:
+                print('== memory', file=sys.stderr)
+                results['memory'] = memory.run(ctx, bursts=plan['memory'],
+                                               idle_at_start_mib=results.pop('memory_idle_at_start_mib'))
+    finally:
+        if client is not None:
+            client.close()
+        if brain is not None:
+            brain.stop()
+        if server is not None:
+            server.stop()
+    results['machine']['load_at_end'] = load()
+    results['seconds'] = time.perf_counter() - started
+    print(report.text_summary(results))
+    # The analysis (what dominates, what was changed) is prose kept next to the raw data and included.
+    written = report.write(results, docs, notes_file=REPO / 'docs' / 'benchmarks' / 'cpu_notes.md')
+    print('written: ' + ', '.join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

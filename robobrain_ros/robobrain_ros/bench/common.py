@@ -1,0 +1,103 @@
+"""What every benchmark shares: the frame, the forced model work, statistics, the machine and its load."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+IMAGE_TOPIC = '/robobrain_bench/image'
+INSTRUCTION = 'the handle of the coffee cup'
+FORCED_TOKENS = 32          # every answer is exactly this long: min_tokens = max_tokens, temperature 0
+
+
+def bench_frame(width: int = 1280, height: int = 720) -> np.ndarray:
+    """A natural photo (scikit-image's coffee cup) scaled to a camera frame, HxWx3 uint8 RGB.
+
+    JPEG cost depends on content: noise would overstate it, a flat colour understate it.
+    """
+    from skimage import data
+    return np.ascontiguousarray(cv2.resize(data.coffee(), (width, height), interpolation=cv2.INTER_CUBIC))
+
+
+# A list of points far longer than any forced length: the answer always parses (random weights write no points
+# of their own) and generation never ends before max_tokens, so min_tokens never fights the grammar.
+POINTS_REGEX = r'\[\(\d{1,3}, \d{1,3}\)(, \(\d{1,3}, \d{1,3}\)){40}\]'
+
+
+def forced_extra(tokens: int = FORCED_TOKENS) -> dict[str, Any]:
+    """Request fields that make the model work fixed: exactly `tokens` generated tokens of a points list."""
+    return {'min_tokens': tokens, 'max_tokens': tokens, 'structured_outputs': {'regex': POINTS_REGEX}}
+
+
+def node_params(base_url: str, model: str, tokens: int = FORCED_TOKENS, image_topic: str = IMAGE_TOPIC,
+                **overrides: Any) -> dict[str, Any]:
+    """Brain node parameters that make its model work equal to the direct requests' (see overhead.py)."""
+    params = {
+        'server.base_urls': [base_url],
+        'server.model': model,
+        'model.temperature': 0.0,
+        'model.max_tokens': tokens,
+        'model.structured_outputs': False,
+        'model.extra_body': json.dumps(forced_extra(tokens)),
+        'topics.image': image_topic,
+        'topics.compressed_image': '',
+        'topics.depth': '',
+        'topics.camera_info': '',
+    }
+    params.update(overrides)
+    return params
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    """Median, p95 (nearest rank), min, max and count of samples (same unit in and out)."""
+    if not samples:
+        return {'n': 0, 'median': float('nan'), 'p95': float('nan'), 'min': float('nan'), 'max': float('nan')}
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, int(round(0.95 * len(ordered) + 0.5)) - 1))
+    return {'n': len(ordered), 'median': statistics.median(ordered), 'p95': ordered[rank],
+            'min': ordered[0], 'max': ordered[-1]}
+
+
+def load() -> list[float]:
+    """1, 5 and 15 minute load averages (the machine is shared: other runs add noise)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
+    except OSError:
+        pass
+    memory_gib = 0.0
+    try:
+        import psutil
+        memory_gib = psutil.virtual_memory().total / 2**30
+    except ImportError:
+        pass
+    return {'cpu': cpu, 'cores': os.cpu_count(), 'memory_gib': round(memory_gib, 1),
+            'python': platform.python_version(), 'numpy': np.__version__, 'opencv': cv2.__version__,
+            'rmw': os.environ.get('RMW_IMPLEMENTATION', ''), 'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+            'load_at_start': load()}
+
+
+@dataclass
+class BenchContext:
+    """Everything a node benchmark talks to. The brain client is bound to the node under test."""
+
+    base_url: str          # OpenAI base URL of the vLLM server (http://127.0.0.1:PORT/v1)
+    model: str             # served model name
+    brain: Any             # robobrain_ros.brain_client.BrainClient bound to the node
+    brain_pid: int         # the node's process, for its memory
+    camera_node: Any       # rclpy node that publishes the camera frames
+    tokens: int = FORCED_TOKENS
+    image_topic: str = IMAGE_TOPIC

@@ -1,0 +1,215 @@
+"""Results -> printed summary, docs/BENCHMARKS.md (CPU sections only) and docs/benchmarks/cpu_results.json.
+
+BENCHMARKS.md may hold other sections (the GPU benchmarks of issue 8): only the text between the CPU
+markers is replaced; without markers the CPU sections go before the first `## GPU` heading (or at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+START = '<!-- cpu-benchmarks:start (written by python -m robobrain_ros.bench; edit the generator, not this) -->'
+END = '<!-- cpu-benchmarks:end -->'
+JSON_NAME = 'cpu_results.json'
+OVERHEAD_TARGETS_MS = {'topic': 10.0, 'goal_image': 20.0}
+REQUIRED = ('machine', 'overhead', 'breakdown', 'concurrency', 'image_budget', 'memory')
+
+
+def missing_parts(results: dict[str, Any]) -> list[str]:
+    """What a complete report lacks ([] when complete): the smoke test's check."""
+    missing = [key for key in REQUIRED if key not in results]
+    overhead = results.get('overhead', {})
+    for mode in ('goal_image', 'topic'):
+        if mode not in overhead.get('paired_overhead_ms', {}):
+            missing.append(f'overhead.paired_overhead_ms.{mode}')
+    for n in ('1', '2', '4', '8', '16'):
+        if n not in results.get('concurrency', {}).get('levels', {}):
+            missing.append(f'concurrency.levels.{n}')
+    for case in ('1280x720 default', '1280x720 full_frame', '1920x1080 default', '1920x1080 full_frame'):
+        if case not in results.get('image_budget', {}).get('cases', {}):
+            missing.append(f'image_budget.cases.{case}')
+    for key in ('idle_mib', 'topic_load_mib', 'goal_image_load_mib'):
+        if key not in results.get('memory', {}):
+            missing.append(f'memory.{key}')
+    return missing
+
+
+def _ms(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 'n/a'
+    return f'{value:.1f}' if abs(value) < 1000 else f'{value:.0f}'
+
+
+def _load(section: dict[str, Any]) -> str:
+    before, after = section.get('load_before'), section.get('load_after')
+    return f'load average (1/5/15 min) {before} before, {after} after'
+
+
+def overhead_section(r: dict[str, Any]) -> list[str]:
+    modes, paired = r['modes'], r['paired_overhead_ms']
+    lines = [
+        '### Node overhead (1280x720 frame, Point goal, 32 forced tokens)',
+        '',
+        f"{r['repetitions']} repetitions, the three ways in a shuffled order in each; {_load(r)}. "
+        f"Same model work checked: prompt tokens {r['direct_tokens']['prompt_tokens']}, completion tokens "
+        f"{r['direct_tokens']['completion_tokens']} in every way; node text equal to the direct text: "
+        f"{ {m: w['text_equal_to_direct'] for m, w in r['same_work'].items()} }.",
+        '',
+        '| way | median ms | p95 ms | overhead vs direct, paired median ms | paired p95 ms | target | met |',
+        '|---|---|---|---|---|---|---|',
+        f"| (a) direct HTTP, the node's exact body | {_ms(modes['direct']['seconds_ms']['median'])} | "
+        f"{_ms(modes['direct']['seconds_ms']['p95'])} | - | - | - | - |",
+    ]
+    names = {'topic': '(b) node, frame from the camera topic', 'goal_image': '(b) node, image in the goal'}
+    for mode in ('topic', 'goal_image'):
+        target = OVERHEAD_TARGETS_MS[mode]
+        median = paired[mode]['median']
+        lines.append(f"| {names[mode]} | {_ms(modes[mode]['seconds_ms']['median'])} | "
+                     f"{_ms(modes[mode]['seconds_ms']['p95'])} | {_ms(median)} | {_ms(paired[mode]['p95'])} | "
+                     f"< {target:g} | {'yes' if median < target else 'no'} |")
+    lines += ['', 'Where the node time goes (medians, ms, p95 of the node total in brackets; from the node\'s `QueryInfo.latency` and the client\'s '
+              'clock; "outside the pipeline" = goal sent -> result received minus the node\'s `total`: DDS '
+              'transfer of the goal and result, the action protocol, building and publishing the answer):', '',
+              '| part | topic | image in goal |', '|---|---|---|']
+    fields = ('image_wait', 'preprocess', 'queue', 'first_token', 'generation', 'postprocess', 'total')
+    for name in fields:
+        lines.append(f"| node {name} | {_ms(modes['topic']['latency_ms'][name]['median'])} | "
+                     f"{_ms(modes['goal_image']['latency_ms'][name]['median'])} |")
+    lines.append(f"| outside the pipeline | {_ms(modes['topic']['outside_pipeline_ms']['median'])} | "
+                 f"{_ms(modes['goal_image']['outside_pipeline_ms']['median'])} |")
+    lines.append(f"| direct: first token / whole request | {_ms(modes['direct']['first_token_ms']['median'])} / "
+                 f"{_ms(modes['direct']['seconds_ms']['median'])} | |")
+    return lines
+
+
+def breakdown_section(r: dict[str, Any]) -> list[str]:
+    lines = ['### The node\'s steps, timed alone (1280x720, this process, the node\'s own functions)', '',
+             f"Image message {r['message_bytes']} bytes on the wire, request body {r['body_bytes']} bytes.", '',
+             '| step | median ms | p95 ms |', '|---|---|---|']
+    lines += [f"| {name} | {v['median']:.2f} | {v['p95']:.2f} |" for name, v in r['steps_ms'].items()]
+    return lines
+
+
+def concurrency_section(r: dict[str, Any]) -> list[str]:
+    lines = ['### Concurrency (Point goals, frame from the topic, 32 forced tokens each)', '',
+             f"{r['repetitions']} repetitions per N, the three ways shuffled; {_load(r)}. Node defaults "
+             '(`queries.max_concurrent` 8, `max_queued` 32).', '',
+             '| N | node parallel wall ms | node sequential wall ms | direct parallel wall ms | speed-up vs sequential '
+             '| node / direct parallel | node per-goal median ms | p95 ms |', '|---|---|---|---|---|---|---|---|']
+    for n, e in r['levels'].items():
+        lines.append(f"| {n} | {_ms(e['node_parallel']['wall_ms']['median'])} | "
+                     f"{_ms(e['node_sequential']['wall_ms']['median'])} | {_ms(e['direct_parallel']['wall_ms']['median'])} | "
+                     f"{e['speedup_vs_sequential']:.2f}x | {e['node_vs_direct_parallel']:.2f} | "
+                     f"{_ms(e['node_parallel']['goal_ms']['median'])} | {_ms(e['node_parallel']['goal_ms']['p95'])} |")
+    return lines
+
+
+def image_budget_section(r: dict[str, Any]) -> list[str]:
+    lines = ['### Image budget (direct requests with the node\'s bodies)', '',
+             f"{r['repetitions']} repetitions, cases shuffled; {_load(r)}. `full_frame` = max_pixels 12845056, so "
+             'the frame is only rounded to multiples of 28. Round trip: every pixel (every 2nd for 1920x1080) -> '
+             'sent image, rounded to whole pixels as the model answers -> back with the protocol\'s '
+             'CoordinateFrame.', '',
+             '| frame | budget | sent size | image tokens | prompt tokens (server) | data URL KB | TTFT client median ms '
+             '| p95 | TTFT server median ms | round-trip max error px | mean px |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    for case in r['cases'].values():
+        lines.append(
+            f"| {case['frame'][0]}x{case['frame'][1]} | {case['budget']} | {case['sent'][0]}x{case['sent'][1]} | "
+            f"{case['image_tokens']} | {', '.join(map(str, case['prompt_tokens']))} | {case['data_url_chars'] / 1024:.0f} | "
+            f"{_ms(case['first_token_ms']['median'])} | {_ms(case['first_token_ms']['p95'])} | "
+            f"{_ms(case['server_ttft_ms']['median'])} | {case['round_trip']['max_px']:.2f} | "
+            f"{case['round_trip']['mean_px']:.2f} |")
+    return lines
+
+
+def memory_section(r: dict[str, Any]) -> list[str]:
+    return ['### Memory (the node process\'s RSS)', '',
+            f"{_load(r)}. Load: {r['bursts']} bursts of {r['burst_size']} simultaneous Point goals, sampled every 20 ms.",
+            '', '| state | median MiB | max MiB |', '|---|---|---|',
+            f"| idle, after start | {r['idle_at_start_mib']:.0f} | |",
+            f"| idle, after the overhead and concurrency runs | {r['idle_mib']:.0f} | |",
+            f"| bursts, frame from the topic | {r['topic_load_mib']['median']:.0f} | {r['topic_load_mib']['max']:.0f} |",
+            f"| bursts, image in each goal | {r['goal_image_load_mib']['median']:.0f} | "
+            f"{r['goal_image_load_mib']['max']:.0f} |",
+            f"| idle, 2 s after the load | {r['idle_after_mib']:.0f} | |"]
+
+
+def markdown(results: dict[str, Any], notes: str = '') -> str:
+    m = results['machine']
+    lines = [START, '', '## CPU: the node against a real vLLM server with the tiny model (issue 7)', '',
+             f"Generated by `scripts/bench` (`python -m robobrain_ros.bench`{' --quick' if results.get('quick') else ''}) "
+             f"on {m['date']} in {results.get('seconds', 0) / 60:.1f} min; raw numbers (every sample) in "
+             f'[benchmarks/{JSON_NAME}](benchmarks/{JSON_NAME}). Protocol micro-benchmarks (parse, resize, encode): '
+             '[benchmarks/protocol.md](benchmarks/protocol.md).', '',
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, no GPU; Python {m['python']}, numpy "
+             f"{m['numpy']}, OpenCV {m['opencv']}, {m['rmw']}; load average {m['load_at_start']} at the start, "
+             f"{m.get('load_at_end')} at the end (the machine is shared with other test runs: paired and "
+             'interleaved designs cancel most of that noise, p95s keep some of it).', '',
+             'Method: one vLLM CPU server (`cpu_smoke.yaml`, the tiny random-weight Qwen2.5-VL), one brain node '
+             'process (`BrainProcess`, a real --params-file), an action client (`BrainClient`) and a camera '
+             'publisher (15 Hz, sensor-data QoS) in the benchmark process, all on 127.0.0.1 in one DDS domain. '
+             'The model work is fixed: temperature 0, structured outputs off, `min_tokens` = `max_tokens` = 32, '
+             'the same frame and instruction; the direct baseline posts the exact body the node builds '
+             '(`prepare_image` + `build_request`) with aiohttp, streaming, on a kept-alive connection.', '']
+    if notes:
+        lines += [notes.strip(), '']
+    for key, section in (('overhead', overhead_section), ('breakdown', breakdown_section),
+                         ('concurrency', concurrency_section), ('image_budget', image_budget_section),
+                         ('memory', memory_section)):
+        if key in results:
+            lines += section(results[key]) + ['']
+    lines.append(END)
+    return '\n'.join(lines) + '\n'
+
+
+def merge(existing: str, section: str) -> str:
+    """existing BENCHMARKS.md with its CPU part replaced by section; everything else kept as it was."""
+    if START in existing and END in existing:
+        head, rest = existing.split(START, 1)
+        return head + section.rstrip('\n') + rest.split(END, 1)[1]
+    if not existing.strip():
+        return '# Benchmarks\n\n' + section
+    lines = existing.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line.startswith('## GPU'):
+            return ''.join(lines[:index]) + section + '\n' + ''.join(lines[index:])
+    return existing.rstrip('\n') + '\n\n' + section
+
+
+def write(results: dict[str, Any], docs: Path, notes_file: Path | None = None) -> list[Path]:
+    docs = Path(docs)
+    (docs / 'benchmarks').mkdir(parents=True, exist_ok=True)
+    notes = notes_file.read_text() if notes_file is not None and notes_file.is_file() else ''
+    json_path = docs / 'benchmarks' / JSON_NAME
+    json_path.write_text(json.dumps(results, indent=1, sort_keys=True, default=str) + '\n')
+    md_path = docs / 'BENCHMARKS.md'
+    existing = md_path.read_text() if md_path.is_file() else ''
+    md_path.write_text(merge(existing, markdown(results, notes)))
+    return [md_path, json_path]
+
+
+def text_summary(results: dict[str, Any]) -> str:
+    """A short plain-text digest for the terminal."""
+    out = []
+    if 'overhead' in results:
+        r = results['overhead']
+        out.append('node overhead vs direct (paired, ms): ' + ', '.join(
+            f"{mode} median {r['paired_overhead_ms'][mode]['median']:.1f} p95 {r['paired_overhead_ms'][mode]['p95']:.1f}"
+            for mode in ('topic', 'goal_image')) + f"; direct median {r['modes']['direct']['seconds_ms']['median']:.1f}")
+    if 'concurrency' in results:
+        out.append('concurrency wall ms (node parallel / sequential / direct parallel): ' + '; '.join(
+            f"N={n}: {e['node_parallel']['wall_ms']['median']:.0f} / {e['node_sequential']['wall_ms']['median']:.0f}"
+            f" / {e['direct_parallel']['wall_ms']['median']:.0f}" for n, e in results['concurrency']['levels'].items()))
+    if 'image_budget' in results:
+        out.append('image budget: ' + '; '.join(
+            f"{name}: {c['prompt_tokens']} prompt tokens, TTFT {c['first_token_ms']['median']:.0f} ms, "
+            f"round trip max {c['round_trip']['max_px']:.2f} px" for name, c in results['image_budget']['cases'].items()))
+    if 'memory' in results:
+        m = results['memory']
+        out.append(f"node RSS MiB: idle {m.get('idle_at_start_mib', m['idle_mib']):.0f}, topic load max "
+                   f"{m['topic_load_mib']['max']:.0f}, goal-image load max {m['goal_image_load_mib']['max']:.0f}")
+    return '\n'.join(out)

@@ -1,0 +1,195 @@
+"""A scripted fault-injection server: OpenAI-compatible on the outside, misbehaving on purpose.
+
+This is NOT a model server. It answers /health, /v1/models and streamed /v1/chat/completions the way vLLM
+does, but what each completion request gets is scripted: a given completion text, a stall before the first
+token, a stall mid-stream, a dropped connection, HTTP 500/503, an invalid JSON chunk. The fault tests
+(test_reliability_*.py) and scripts/soak.py use it where a real vLLM server cannot be made to fail on cue.
+
+    with ScriptedServer() as server:                       # 127.0.0.1, a free port, its own thread
+        server.rule('stall-me', Reply(stall_first_token=30.0))   # requests whose body contains 'stall-me'
+        ...  # point the brain at server.base_url
+
+A request takes the reply of the first rule whose key occurs in its JSON body (the instruction is in the
+prompt, so tests choose the behaviour per goal, even with goals running concurrently), else `default`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+MODEL = 'robobrain-scripted'
+
+
+@dataclass
+class Reply:
+    """What one completion request gets. Times in [s]; chunk counts are SSE content chunks."""
+
+    text: str = '[(10, 20)]'             # the completion, streamed in `chunks` pieces
+    chunks: int = 4
+    status: int = 200                    # != 200: answer this HTTP status with an error body, no stream
+    stall_headers: float = 0.0           # silence before the response headers
+    stall_first_token: float = 0.0       # headers sent, then silence before the first chunk
+    chunk_delay: float = 0.0             # between chunks
+    stall_after: int | None = None       # after this many chunks, stall for `stall_mid`
+    stall_mid: float = 0.0
+    drop_after: int | None = None        # after this many chunks, drop the TCP connection
+    invalid_json_after: int | None = None   # after this many chunks, send a chunk that is not JSON
+    finish_reason: str = 'stop'
+
+
+@dataclass
+class Received:
+    body: dict[str, Any]
+    reply: Reply
+    at: float = field(default_factory=time.monotonic)
+
+
+class ScriptedServer:
+    def __init__(self, port: int = 0, default: Reply | None = None) -> None:
+        self.default = default or Reply()
+        self.requests: list[Received] = []
+        self.health_status = 200             # what GET /health answers
+        self._rules: list[tuple[str, Reply]] = []
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name='scripted-server', daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ control
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        return f'http://127.0.0.1:{self._port}'
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + '/v1'
+
+    def rule(self, key: str, reply: Reply) -> None:
+        """Requests whose JSON body contains key get reply (rules are tried in the order they were added)."""
+        with self._lock:
+            self._rules.append((key, reply))
+
+    def clear_rules(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def requests_with(self, key: str) -> list[Received]:
+        return [r for r in list(self.requests) if key in json.dumps(r.body)]
+
+    def start(self) -> 'ScriptedServer':
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10.0)
+        return self
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10.0)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+
+    def __enter__(self) -> 'ScriptedServer':
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ server
+    async def _start(self) -> None:
+        self._stopping = asyncio.Event()
+        app = web.Application(client_max_size=256 * 1024 * 1024)   # images are big; vLLM takes them
+        app.router.add_get('/health', self._health)
+        app.router.add_get('/v1/models', self._models)
+        app.router.add_post('/v1/chat/completions', self._chat)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, '127.0.0.1', self._port)
+        await site.start()
+        self._port = site._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        assert self._stopping is not None and self._runner is not None
+        self._stopping.set()
+        await self._runner.cleanup()
+
+    async def _sleep(self, seconds: float) -> None:
+        """A stall that ends early when the server stops."""
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(status=self.health_status)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({'object': 'list', 'data': [{'id': MODEL, 'object': 'model'}]})
+
+    def _reply_for(self, body: dict[str, Any]) -> Reply:
+        text = json.dumps(body)
+        with self._lock:
+            for key, reply in self._rules:
+                if key in text:
+                    return reply
+        return self.default
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        reply = self._reply_for(body)
+        self.requests.append(Received(body, reply))
+        try:
+            return await self._answer(request, reply)
+        except ConnectionResetError:   # the client went away (it timed out or was cancelled): nothing to do
+            return web.Response(status=499)
+
+    async def _answer(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        await self._sleep(reply.stall_headers)
+        if reply.status != 200:
+            return web.json_response({'object': 'error', 'message': f'scripted HTTP {reply.status}',
+                                      'type': 'ScriptedError', 'code': reply.status}, status=reply.status)
+        response = web.StreamResponse(headers={'Content-Type': 'text/event-stream'})
+        await response.prepare(request)
+        await self._sleep(reply.stall_first_token)
+        pieces = _split(reply.text, reply.chunks)
+        for index, piece in enumerate(pieces):
+            if reply.drop_after is not None and index == reply.drop_after:
+                request.transport.close()
+                return response
+            if reply.invalid_json_after is not None and index == reply.invalid_json_after:
+                await response.write(b'data: {"choices": [{"delta": {"content": "oops"\n\n')
+            if reply.stall_after is not None and index == reply.stall_after:
+                await self._sleep(reply.stall_mid)
+            await response.write(_event({'choices': [{'index': 0, 'delta': {'content': piece},
+                                                      'finish_reason': None}]}))
+            await self._sleep(reply.chunk_delay)
+        await response.write(_event({'choices': [{'index': 0, 'delta': {}, 'finish_reason': reply.finish_reason}]}))
+        await response.write(_event({'choices': [], 'usage': {'prompt_tokens': 100,
+                                                              'completion_tokens': len(pieces)}}))
+        await response.write(b'data: [DONE]\n\n')
+        await response.write_eof()
+        return response
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b'data: ' + json.dumps(payload).encode() + b'\n\n'
+
+
+def _split(text: str, chunks: int) -> list[str]:
+    if not text:
+        return []
+    size = max(1, -(-len(text) // max(1, chunks)))
+    return [text[i:i + size] for i in range(0, len(text), size)]

@@ -1,0 +1,42 @@
+"""Smoke test of the CPU benchmarks (issue 7): every measurement runs once against the real tiny server and the
+report comes out complete. Timings are printed and written by scripts/bench, never asserted here."""
+
+from __future__ import annotations
+
+import json
+
+from robobrain_ros.bench import breakdown, concurrency, image_budget, memory, overhead, report
+from robobrain_ros.bench.common import BenchContext, load, machine, node_params
+
+
+def test_benchmark_report_is_complete(vllm_server, start_brain, tmp_path):
+    brain = start_brain(node_params(vllm_server.base_url, vllm_server.model), name='bench_brain')
+    ctx = BenchContext(base_url=vllm_server.base_url, model=vllm_server.model, brain=brain,
+                       brain_pid=brain.process.process.pid, camera_node=brain.node)
+    results = {'quick': True, 'machine': machine(), 'seconds': 0.0}
+    results['breakdown'] = breakdown.run(repeats=2)
+    results['image_budget'] = image_budget.run(vllm_server.base_url, vllm_server.model, 8, repetitions=1)
+    results['overhead'] = overhead.run(ctx, repetitions=2, warmup=1)
+    results['concurrency'] = concurrency.run(ctx, repetitions=1)
+    results['memory'] = memory.run(ctx, bursts=1, burst_size=2)
+    results['machine']['load_at_end'] = load()
+
+    assert report.missing_parts(results) == []
+    # The node did the same model work as the direct requests, and every goal succeeded.
+    assert results['overhead']['same_work']['topic']['completion_tokens'] == [32]
+    assert all(results['overhead']['modes'][m]['statuses'] == ['succeeded'] for m in ('topic', 'goal_image'))
+    assert all(e[w]['statuses'] == ['succeeded'] for e in results['concurrency']['levels'].values()
+               for w in concurrency.WAYS)
+    assert all(c['prompt_tokens'][0] > c['image_tokens'] for c in results['image_budget']['cases'].values())
+
+    # Writing keeps other sections (the GPU benchmarks) and replaces only the CPU part.
+    (tmp_path / 'BENCHMARKS.md').write_text('# Benchmarks\n\n## GPU (issue 8)\n\nGPU numbers stay.\n')
+    md_path, json_path = report.write(results, tmp_path)
+    report.write(results, tmp_path)   # twice: still one CPU part
+    text = md_path.read_text()
+    assert text.count(report.START) == 1 and text.index(report.END) < text.index('## GPU (issue 8)')
+    assert text.rstrip().endswith('GPU numbers stay.')
+    for heading in ('Node overhead', 'Concurrency', 'Image budget', 'Memory', "The node's steps"):
+        assert heading in text
+    assert json.loads(json_path.read_text())['overhead']['repetitions'] == 2
+    print(report.text_summary(results))

@@ -1,0 +1,134 @@
+"""Load: a burst of 200 goals, cancel storms, and a short soak, against real brain node processes.
+
+The 200-goal burst runs against the scripted fault-injection server (robobrain_ros.testing.scripted_server)
+answering each request in about a second: what is tested is the node's admission and bookkeeping, and a
+fixed service time keeps the queue full whatever the machine's speed. The cancel storm and the soak run
+against the real vLLM server, whose slots must be freed when a stream is cancelled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import time
+from pathlib import Path
+
+import pytest
+from action_msgs.msg import GoalStatus
+from std_msgs.msg import Header
+
+from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.node.image_conversion import rgb_to_image_msg
+from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.testing.ros_fixtures import test_image
+from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
+
+from reliability_support import answering, process_figures
+
+SUCCEEDED, ABORTED, CANCELED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED
+TERMINAL = (SUCCEEDED, ABORTED, CANCELED)
+SOAK_SECONDS = 75.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def small_image(seed: int = 0):
+    return rgb_to_image_msg(test_image(64, 48, seed=seed), Header(frame_id='load_camera'))
+
+
+def deepen_client_queues(client, action: str, brain_name: str) -> None:
+    """Give the test's action client response queues as deep as the node's (ACTION_SERVICES): with rclpy's
+    default depth of 10, a burst of 200 answers overflows the client's side too."""
+    from rclpy.action import ActionClient
+
+    from robobrain_ros.brain_client import ACTION_TYPES
+    from robobrain_ros.node.brain_node import ACTION_SERVICES
+    old = client._clients[action]
+    client._clients[action] = ActionClient(client.node, ACTION_TYPES[action], f'{brain_name}/{action}',
+                                           goal_service_qos_profile=ACTION_SERVICES,
+                                           result_service_qos_profile=ACTION_SERVICES,
+                                           cancel_service_qos_profile=ACTION_SERVICES)
+    old.destroy()
+    assert client.wait_for_server(action, 30.0)
+
+
+def test_200_goals_at_once_bounded_queue_explicit_rejections_all_end(start_brain):
+    with ScriptedServer(default=Reply(text='[(10, 20)]', chunks=4, chunk_delay=0.25)) as server:
+        brain = answering(start_brain({'server.base_urls': [server.base_url], 'queries.max_concurrent': 4,
+                                       'queries.max_queued': 16, 'topics.image': '/rel_load/image',
+                                       'topics.compressed_image': '', 'topics.depth': '', 'topics.camera_info': ''},
+                                      name='rb_burst'))
+        pass  # deepen_client_queues(brain, 'point', '/rb_burst')
+        images = [small_image(seed) for seed in range(4)]
+        handles = [brain.send('point', brain.goal('point', f'burst {i}', image=images[i % 4], timeout=120.0))
+                   for i in range(200)]
+        answered = [h.wait_accepted(120.0) is not None and h._accepted.is_set() for h in handles]
+        assert all(answered), f'{answered.count(False)} goals got no accept/reject answer'
+        accepted = [h for h in handles if h.outcome.accepted]
+        rejected = [h for h in handles if not h.outcome.accepted]
+        outcomes = [h.wait(300.0) for h in accepted]
+
+        assert len(accepted) + len(rejected) == 200
+        assert len(rejected) >= 100, len(rejected)          # 4 running + 16 queued, a second each
+        assert len(accepted) >= 20, len(accepted)
+        assert all(o.status == SUCCEEDED for o in outcomes), {o.answer.info.status.message for o in outcomes}
+        assert [o.answer.info.instruction for o in outcomes] == [h.outcome.answer.info.instruction for h in accepted]
+        assert len(server.requests) == len(accepted)       # rejected goals never reached the server
+        # The server never saw more than max_concurrent requests at once.
+        starts = sorted(r.at for r in server.requests)
+        assert all(b - a > 0.5 for a, b in zip(starts, starts[4:])), 'more than 4 requests overlapped'
+        log = brain.process.log()
+        assert 'goal rejected: ' in log and '(max_concurrent + max_queued = 20)' in log
+        # Accepting again once the burst has drained.
+        assert brain.query('point', 'after the burst', image=images[0], wait_timeout=60.0).status == SUCCEEDED
+        assert brain.process.alive()
+
+
+LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': 2000,
+                   'model.extra_body': '{"min_tokens": 2000}'}
+
+
+def test_cancel_storm_every_goal_ends_and_vllm_frees_its_slots(start_brain, vllm_server):
+    brain = answering(start_brain({'server.base_urls': [vllm_server.base_url], **LONG_GENERATION,
+                                   'queries.max_concurrent': 4, 'queries.max_queued': 16,
+                                   'topics.image': '/rel_storm/image', 'topics.compressed_image': '',
+                                   'topics.depth': '', 'topics.camera_info': ''}, name='rb_storm'))
+    rng = random.Random(6)
+    before = process_figures(brain.process.process.pid)
+    for storm in range(3):
+        handles = []
+        for i in range(20):
+            # Most goals carry an image; a few wait for a camera frame that never comes.
+            image = small_image(i) if i % 5 else None
+            handles.append(brain.send('point', brain.goal('point', f'storm {storm} goal {i}', image=image,
+                                                          timeout=120.0)))
+        assert all(h.wait_accepted(60.0) for h in handles)
+        # Cancel in a random order at random moments: while waiting for a frame, queued, or generating.
+        for handle in rng.sample(handles, len(handles)):
+            time.sleep(rng.uniform(0.0, 0.3))
+            handle.cancel()
+        outcomes = [h.wait(60.0) for h in handles]
+        assert [o.status for o in outcomes] == [CANCELED] * 20, [o.answer.info.status for o in outcomes]
+        assert all(o.answer.info.status.code == QueryStatus.CANCELED for o in outcomes)
+    # vLLM saw the streams close and aborted the requests: nothing left running or waiting there.
+    idle = ('vllm:num_requests_running', 'vllm:num_requests_waiting')
+    assert wait_until(lambda: all(v == 0 for k, v in vllm_server.metrics().items() if k.startswith(idle)), 30.0,
+                      period=0.5), {k: v for k, v in vllm_server.metrics().items() if k.startswith(idle)}
+    # The node is idle and not holding anything it did not hold before the storms.
+    after = process_figures(brain.process.process.pid)
+    assert after['fds'] <= before['fds'] + 8, (before, after)
+    log = brain.process.log()
+    assert 'Traceback' not in log, log[-3000:]
+    assert brain.process.alive()
+
+
+def test_short_soak_steady_rate_no_lost_goals_no_growth(start_brain, vllm_server):
+    spec = importlib.util.spec_from_file_location('soak', REPO / 'scripts' / 'soak.py')
+    soak = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(soak)
+    brain = answering(start_brain(soak.brain_params(vllm_server.base_url), name='rb_soak'))
+    result = soak.run_soak(brain, brain.process.process.pid, SOAK_SECONDS, rate=2.0, sample_period=5.0, warmup=0.3)
+    print('\nshort soak:', {k: v for k, v in result.as_dict().items() if k != 'samples'})
+    assert result.unfinished == 0 and result.accepted + result.rejected == result.sent
+    assert result.sent >= SOAK_SECONDS * 2.0 * 0.9
+    assert result.accepted > result.sent // 2, result.as_dict()
+    assert result.ok, result.failures

@@ -1,0 +1,191 @@
+"""The model server goes away and comes back: a real vLLM server (tiny model) on a port the brain knows.
+
+1. The brain starts while nothing listens on the port: it comes up, /diagnostics says ERROR, goals abort at
+   once with SERVER_UNREACHABLE; the server then starts on that port: /diagnostics turns OK, goals succeed.
+2. The server is killed (SIGKILL of its process group) while goals are generating (min_tokens forces long
+   generations): each goal aborts with a reason, well within its timeout; goals sent while it is down abort
+   at once; the server restarts on the same port: goals succeed again, and nothing is left in flight.
+
+The two tests share one brain and one port and run in this order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from action_msgs.msg import GoalStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from std_msgs.msg import Header
+
+from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.node.image_conversion import rgb_to_image_msg
+from robobrain_ros.serve.supervisor import free_port
+from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.testing.ros_fixtures import test_image
+from robobrain_ros.testing.vllm_fixture import ServerSetupError, start_tiny_server
+
+from reliability_support import answering, process_figures
+
+SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
+NAME = 'rb_server_faults'
+FAST = 5.0     # [s] "at once": a goal against a dead server must not wait for any long timeout
+LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': 2000,
+                   'model.extra_body': '{"min_tokens": 2000}'}
+NORMAL_GENERATION = {'model.structured_outputs': True, 'model.max_tokens': 64, 'model.extra_body': ''}
+
+
+class Diagnostics:
+    """The levels /diagnostics reports for this brain's model server, as they arrive."""
+
+    def __init__(self, node) -> None:
+        self.levels: list[tuple[float, bytes, str]] = []
+        self.values: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._node = node
+        self._sub = node.create_subscription(DiagnosticArray, '/diagnostics', self._on, 10)
+
+    def _on(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == f'{NAME}: model server':
+                with self._lock:
+                    self.levels.append((time.monotonic(), status.level, status.message))
+                    self.values = {kv.key: kv.value for kv in status.values}
+
+    def latest(self) -> tuple[bytes, str] | None:
+        with self._lock:
+            return self.levels[-1][1:] if self.levels else None
+
+    def wait_for(self, level: bytes, timeout: float) -> bool:
+        return wait_until(lambda: (self.latest() or (None,))[0] == level, timeout, period=0.1)
+
+    def close(self) -> None:
+        self._node.destroy_subscription(self._sub)
+
+
+class State:
+    port = 0
+    server = None
+
+
+@pytest.fixture(scope='module')
+def state():
+    state = State()
+    state.port = free_port()
+    yield state
+    if state.server is not None:
+        state.server.stop()
+
+
+@pytest.fixture(scope='module')
+def brain(start_brain, state):
+    return start_brain({'server.base_urls': [f'http://127.0.0.1:{state.port}/v1'], 'server.connect_timeout': 2.0,
+                        'server.health_period': 0.5, 'queries.goal_timeout': 120.0, 'model.temperature': 0.0,
+                        **NORMAL_GENERATION, 'topics.image': '/rel_server/image', 'topics.compressed_image': '',
+                        'topics.depth': '', 'topics.camera_info': ''}, name=NAME)
+
+
+@pytest.fixture(scope='module')
+def diagnostics(ros_client):
+    diag = Diagnostics(ros_client.node)
+    yield diag
+    diag.close()
+
+
+_PARAMS: dict = {}
+
+
+def set_parameters(client, values: dict) -> None:
+    params = _PARAMS.setdefault(id(client), AsyncParameterClient(client.node, f'/{NAME}'))
+    assert params.wait_for_services(30.0)
+    future = params.set_parameters([Parameter(k, value=v) for k, v in values.items()])
+    assert wait_until(future.done, 30.0)
+    assert all(r.successful for r in future.result().results), future.result()
+
+
+def image():
+    return rgb_to_image_msg(test_image(320, 240), Header(frame_id='server_fault_camera'))
+
+
+def start_server(state) -> None:
+    try:
+        state.server = start_tiny_server(port=state.port)
+    except ServerSetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def assert_unreachable_fast(brain) -> None:
+    outcome = brain.query('point', 'the cup', image=image(), wait_timeout=60.0)
+    status = outcome.answer.info.status
+    assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_UNREACHABLE, status
+    assert f'127.0.0.1:{brain.port}' in status.message
+    assert outcome.seconds < FAST, outcome.seconds
+
+
+def assert_served(brain) -> None:
+    outcome = brain.query('point', 'the cup', image=image(), wait_timeout=180.0)
+    assert outcome.status == SUCCEEDED, outcome.answer.info.status
+    assert outcome.answer.points and outcome.answer.info.raw_completion
+
+
+def test_server_absent_at_start_then_appearing(brain, state, diagnostics):
+    brain.port = state.port
+    answering(brain)
+    assert brain.process.alive()
+    assert diagnostics.wait_for(DiagnosticStatus.ERROR, 30.0), diagnostics.latest()
+    assert 'server unreachable' in diagnostics.latest()[1]
+    for _ in range(3):
+        assert_unreachable_fast(brain)
+
+    start_server(state)
+    assert diagnostics.wait_for(DiagnosticStatus.OK, 30.0), diagnostics.latest()
+    assert diagnostics.latest()[1] == "serving 'robobrain-tiny'"
+    assert_served(brain)
+    assert brain.process.alive()
+
+
+def test_server_killed_mid_generation_and_restarted(brain, state, diagnostics):
+    brain.port = state.port
+    if state.server is None or not state.server.healthy():
+        start_server(state)
+    assert diagnostics.wait_for(DiagnosticStatus.OK, 30.0), diagnostics.latest()
+    set_parameters(brain, LONG_GENERATION)
+    handles = [brain.send('point', brain.goal('point', f'object {i}', image=image(), timeout=90.0)) for i in range(3)]
+    generating = lambda: all(h.outcome.feedback and h.outcome.feedback[-1].tokens > 0 for h in handles)  # noqa: E731
+    assert wait_until(generating, 120.0), [h.outcome.feedback[-1:] for h in handles]
+    assert not any(h._done.is_set() for h in handles)
+    during = process_figures(brain.process.process.pid)
+
+    killed = time.monotonic()
+    os.killpg(state.server.pid, signal.SIGKILL)
+    outcomes = [h.wait(60.0) for h in handles]
+    ended = time.monotonic() - killed
+    for outcome in outcomes:
+        status = outcome.answer.info.status
+        assert outcome.status == ABORTED, status
+        assert status.code in (QueryStatus.SERVER_ERROR, QueryStatus.SERVER_UNREACHABLE), status
+        assert status.message
+        assert outcome.answer.info.raw_completion   # the tokens generated before the kill are kept
+    assert ended < 30.0, ended                        # well within the 90 s goal timeout
+    state.server.stop()                               # reap what is left of it
+    state.server = None
+    assert diagnostics.wait_for(DiagnosticStatus.ERROR, 30.0), diagnostics.latest()
+    assert_unreachable_fast(brain)
+
+    start_server(state)
+    set_parameters(brain, NORMAL_GENERATION)
+    assert diagnostics.wait_for(DiagnosticStatus.OK, 30.0), diagnostics.latest()
+    assert_served(brain)
+
+    # Nothing stuck: no request in flight or queued, no goal admitted, no thread more than during the goals.
+    idle = {'requests in flight': '0', 'queue depth': '0', 'goals admitted': '0'}
+    assert wait_until(lambda: {k: diagnostics.values.get(k) for k in idle} == idle, 10.0), diagnostics.values
+    after = process_figures(brain.process.process.pid)
+    assert after['threads'] <= during['threads'], (during, after)
+    assert brain.process.alive()
+

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Soak test: goals at a steady rate against a brain node for N minutes, watching the node's resources.
+
+    source scripts/env.sh
+    python scripts/soak.py --minutes 10 --rate 2            # starts a tiny vLLM server and a brain node
+    python scripts/soak.py --minutes 10 --server http://127.0.0.1:9010/v1 --json soak.json
+
+Goals rotate over the six actions and a few image sizes; every goal must end (succeeded, aborted, canceled,
+or rejected by the action server when the queue is full). Every `--sample` seconds the brain process's RSS,
+thread count and open file descriptors are read with psutil. The baseline is taken when the warm-up (the
+first `--warmup` fraction of the run) ends: RSS must then grow less than 10%, and threads and descriptors must
+not exceed their warm-up peaks. Exit status 0 when every check passed; the figures are printed as JSON.
+robobrain_ros/test/test_reliability_soak.py runs the same thing for about a minute in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+ACTIONS = ('point', 'ground', 'trajectory', 'affordance', 'plan', 'ask')
+SIZES = ((320, 240), (640, 480), (424, 240), (256, 256))
+RSS_GROWTH_LIMIT = 0.10
+
+
+@dataclass
+class Sample:
+    t: float        # [s] since the start
+    rss_mib: float
+    threads: int
+    fds: int
+
+
+@dataclass
+class SoakResult:
+    seconds: float
+    rate: float
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    unfinished: int = 0                                  # accepted goals without a terminal status: must be 0
+    statuses: dict[str, int] = field(default_factory=dict)   # terminal status -> goals
+    codes: dict[str, int] = field(default_factory=dict)      # QueryStatus code of the ended goals -> goals
+    latency_p50_s: float = 0.0
+    latency_p95_s: float = 0.0
+    samples: list[Sample] = field(default_factory=list)
+    baseline: Sample | None = None
+    final: Sample | None = None
+    peak_warmup_threads: int = 0
+    peak_warmup_fds: int = 0
+    rss_growth: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def as_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k not in ('samples', 'baseline', 'final')}
+        out['baseline'] = self.baseline.__dict__ if self.baseline else None
+        out['final'] = self.final.__dict__ if self.final else None
+        out['samples'] = [s.__dict__ for s in self.samples]
+        out['ok'] = self.ok
+        return out
+
+
+def _sample(process, start: float) -> Sample:
+    return Sample(t=round(time.monotonic() - start, 1), rss_mib=round(process.memory_info().rss / 2**20, 1),
+                  threads=process.num_threads(), fds=process.num_fds())
+
+
+def run_soak(client, pid: int, seconds: float, rate: float, sample_period: float = 5.0, warmup: float = 0.25,
+             result_timeout: float = 180.0, seed: int = 0, log=lambda message: None) -> SoakResult:
+    """Send goals to the brain behind client (a BrainClient) for seconds at rate [goals/s]; watch process pid."""
+    import psutil
+    from action_msgs.msg import GoalStatus
+    from std_msgs.msg import Header
+
+    from robobrain_interfaces.msg import QueryStatus
+    from robobrain_ros.brain_client import STATUS_NAMES
+    from robobrain_ros.node.image_conversion import rgb_to_image_msg
+    from robobrain_ros.testing.ros_fixtures import test_image
+
+    code_names = {getattr(QueryStatus, n): n for n in dir(QueryStatus) if n.isupper() and not n.startswith('_')
+                  and isinstance(getattr(QueryStatus, n), int)}
+    images = [rgb_to_image_msg(test_image(w, h, seed=i), Header(frame_id='soak_camera'))
+              for i, (w, h) in enumerate(SIZES)]
+    rng = random.Random(seed)
+    process = psutil.Process(pid)
+    result = SoakResult(seconds=seconds, rate=rate)
+    handles = []
+    start = time.monotonic()
+    next_goal = next_sample = start
+    warmup_end = start + warmup * seconds
+    while (now := time.monotonic()) < start + seconds:
+        if now >= next_sample:
+            sample = _sample(process, start)
+            result.samples.append(sample)
+            if now <= warmup_end:
+                result.peak_warmup_threads = max(result.peak_warmup_threads, sample.threads)
+                result.peak_warmup_fds = max(result.peak_warmup_fds, sample.fds)
+            elif result.baseline is None:
+                result.baseline = sample
+            log(f'{sample.t:7.1f} s  rss {sample.rss_mib:7.1f} MiB  threads {sample.threads:3d}  '
+                f'fds {sample.fds:3d}  goals sent {len(handles)}')
+            next_sample += sample_period
+        if now >= next_goal:
+            action = ACTIONS[len(handles) % len(ACTIONS)]
+            goal = client.goal(action, f'soak goal {len(handles)}: the {rng.choice(["cup", "mug", "box"])}',
+                               image=rng.choice(images), timeout=60.0)
+            handles.append(client.send(action, goal))
+            next_goal += 1.0 / rate
+        time.sleep(max(0.0, min(next_goal, next_sample) - time.monotonic()))
+
+    result.sent = len(handles)
+    latencies = []
+    deadline = time.monotonic() + result_timeout
+    for handle in handles:
+        try:
+            outcome = handle.wait(max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            result.unfinished += 1
+            continue
+        if not outcome.accepted:
+            result.rejected += 1
+            continue
+        result.accepted += 1
+        name = STATUS_NAMES.get(outcome.status, str(outcome.status))
+        result.statuses[name] = result.statuses.get(name, 0) + 1
+        code = code_names.get(outcome.answer.info.status.code, str(outcome.answer.info.status.code))
+        result.codes[code] = result.codes.get(code, 0) + 1
+        if outcome.status not in (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED,
+                                  GoalStatus.STATUS_CANCELED):
+            result.unfinished += 1
+        latencies.append(outcome.seconds)
+    time.sleep(2.0)   # let the last goals' threads go idle
+    result.final = _sample(process, start)
+    result.samples.append(result.final)
+    if latencies:
+        latencies.sort()
+        result.latency_p50_s = round(statistics.median(latencies), 3)
+        result.latency_p95_s = round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3)
+
+    base = result.baseline or result.samples[0]
+    result.baseline = base
+    result.rss_growth = round((result.final.rss_mib - base.rss_mib) / base.rss_mib, 4)
+    if result.unfinished:
+        result.failures.append(f'{result.unfinished} goals without a terminal status')
+    if result.accepted + result.rejected + result.unfinished != result.sent:
+        result.failures.append('goals lost: accepted + rejected + unfinished != sent')
+    if result.rss_growth >= RSS_GROWTH_LIMIT:
+        result.failures.append(f'RSS grew {result.rss_growth:.1%} after the warm-up (limit {RSS_GROWTH_LIMIT:.0%})')
+    if result.final.threads > max(result.peak_warmup_threads, base.threads):
+        result.failures.append(f'threads grew: {result.final.threads} at the end, warm-up peak '
+                               f'{result.peak_warmup_threads}')
+    if result.final.fds > max(result.peak_warmup_fds, base.fds):
+        result.failures.append(f'file descriptors grew: {result.final.fds} at the end, warm-up peak '
+                               f'{result.peak_warmup_fds}')
+    if not process.is_running():
+        result.failures.append('the brain process died')
+    return result
+
+
+def brain_params(base_url: str) -> dict:
+    return {'server.base_urls': [base_url], 'model.max_tokens': 48, 'model.temperature': 0.0,
+            'queries.max_concurrent': 4, 'queries.max_queued': 16, 'topics.image': '/soak/image',
+            'topics.compressed_image': '', 'topics.depth': '', 'topics.camera_info': ''}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--minutes', type=float, default=10.0)
+    parser.add_argument('--rate', type=float, default=2.0, help='goals per second (default 2)')
+    parser.add_argument('--sample', type=float, default=10.0, help='[s] between resource samples')
+    parser.add_argument('--warmup', type=float, default=0.2, help='fraction of the run before the baseline')
+    parser.add_argument('--server', help='OpenAI base URL of a running server (default: start the tiny vLLM)')
+    parser.add_argument('--json', help='also write the figures to this file')
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(100, 200)))
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    from robobrain_ros.brain_client import BrainClient
+    from robobrain_ros.testing.brain_process import BrainProcess
+
+    server = None
+    if args.server:
+        base_url = args.server
+    else:
+        from robobrain_ros.testing.vllm_fixture import start_tiny_server
+        server = start_tiny_server()
+        base_url = server.base_url
+        print(f'tiny vLLM server at {base_url} (started in {server.startup_s:.0f} s)', file=sys.stderr)
+    log_dir = tempfile.mkdtemp(prefix='robobrain-soak-')
+    brain = BrainProcess(brain_params(base_url), name='robobrain_soak', log_dir=log_dir).start()
+    client = BrainClient('/robobrain_soak', node_name='soak_client')
+    try:
+        if not client.wait_for_server('point', 60.0):
+            print(f'the brain did not come up (log {brain.log_path})', file=sys.stderr)
+            return 2
+        for _ in range(12):   # first round trip: see test/reliability_support.answering
+            try:
+                client.query('point', '', wait_timeout=5.0)
+                break
+            except TimeoutError:
+                pass
+        result = run_soak(client, brain.process.pid, args.minutes * 60.0, args.rate, args.sample, args.warmup,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        client.close()
+        brain.stop()
+        if server is not None:
+            server.stop()
+    figures = result.as_dict()
+    figures['brain_log'] = str(brain.log_path)
+    text = json.dumps(figures, indent=1)
+    print(text)
+    if args.json:
+        with open(args.json, 'w') as f:
+            f.write(text + '\n')
+    for failure in result.failures:
+        print('FAIL: ' + failure, file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
