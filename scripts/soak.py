@@ -55,6 +55,7 @@ class SoakResult:
     final: Sample | None = None
     peak_warmup_threads: int = 0
     peak_warmup_fds: int = 0
+    thread_bound: int = 0
     rss_growth: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -77,8 +78,14 @@ def _sample(process, start: float) -> Sample:
 
 
 def run_soak(client, pid: int, seconds: float, rate: float, sample_period: float = 5.0, warmup: float = 0.25,
-             result_timeout: float = 180.0, seed: int = 0, log=lambda message: None) -> SoakResult:
-    """Send goals to the brain behind client (a BrainClient) for seconds at rate [goals/s]; watch process pid."""
+             result_timeout: float = 180.0, seed: int = 0, executor_threads: int = 0,
+             log=lambda message: None) -> SoakResult:
+    """Send goals to the brain behind client (a BrainClient) for seconds at rate [goals/s]; watch process pid.
+
+    executor_threads: the size of the node's executor pool (max_concurrent + max_queued + 4), whose threads
+    start lazily when that many callbacks first run at once (a load spike): the thread count may reach the
+    count at the start plus this, never more.
+    """
     import psutil
     from action_msgs.msg import GoalStatus
     from std_msgs.msg import Header
@@ -157,9 +164,10 @@ def run_soak(client, pid: int, seconds: float, rate: float, sample_period: float
         result.failures.append('goals lost: accepted + rejected + unfinished != sent')
     if result.rss_growth >= RSS_GROWTH_LIMIT:
         result.failures.append(f'RSS grew {result.rss_growth:.1%} after the warm-up (limit {RSS_GROWTH_LIMIT:.0%})')
-    if result.final.threads > max(result.peak_warmup_threads, base.threads):
-        result.failures.append(f'threads grew: {result.final.threads} at the end, warm-up peak '
-                               f'{result.peak_warmup_threads}')
+    thread_bound = max(result.peak_warmup_threads, base.threads, result.samples[0].threads + executor_threads)
+    result.thread_bound = thread_bound
+    if max(s.threads for s in result.samples) > thread_bound:
+        result.failures.append(f'threads grew past {thread_bound}: {max(s.threads for s in result.samples)}')
     if result.final.fds > max(result.peak_warmup_fds, base.fds):
         result.failures.append(f'file descriptors grew: {result.final.fds} at the end, warm-up peak '
                                f'{result.peak_warmup_fds}')
@@ -210,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             except TimeoutError:
                 pass
+        params = brain_params(base_url)
         result = run_soak(client, brain.process.pid, args.minutes * 60.0, args.rate, args.sample, args.warmup,
+                          executor_threads=params['queries.max_concurrent'] + params['queries.max_queued'] + 4,
                           log=lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         client.close()

@@ -57,7 +57,7 @@ def test_200_goals_at_once_bounded_queue_explicit_rejections_all_end(start_brain
                                        'queries.max_queued': 16, 'topics.image': '/rel_load/image',
                                        'topics.compressed_image': '', 'topics.depth': '', 'topics.camera_info': ''},
                                       name='rb_burst'))
-        pass  # deepen_client_queues(brain, 'point', '/rb_burst')
+        deepen_client_queues(brain, 'point', '/rb_burst')
         images = [small_image(seed) for seed in range(4)]
         handles = [brain.send('point', brain.goal('point', f'burst {i}', image=images[i % 4], timeout=120.0))
                    for i in range(200)]
@@ -125,8 +125,11 @@ def test_short_soak_steady_rate_no_lost_goals_no_growth(start_brain, vllm_server
     spec = importlib.util.spec_from_file_location('soak', REPO / 'scripts' / 'soak.py')
     soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)
-    brain = answering(start_brain(soak.brain_params(vllm_server.base_url), name='rb_soak'))
-    result = soak.run_soak(brain, brain.process.process.pid, SOAK_SECONDS, rate=2.0, sample_period=5.0, warmup=0.3)
+    params = soak.brain_params(vllm_server.base_url)
+    brain = answering(start_brain(params, name='rb_soak'))
+    pool = params['queries.max_concurrent'] + params['queries.max_queued'] + 4
+    result = soak.run_soak(brain, brain.process.process.pid, SOAK_SECONDS, rate=2.0, sample_period=5.0, warmup=0.3,
+                           executor_threads=pool)
     print('\nshort soak:', {k: v for k, v in result.as_dict().items() if k != 'samples'})
     assert result.unfinished == 0 and result.accepted + result.rejected == result.sent
     assert result.sent >= SOAK_SECONDS * 2.0 * 0.9

@@ -366,9 +366,10 @@ def main(argv=None) -> int:
             entry = {}
             bbody, bsent = raw_body(rgb, bname, args.model)
             bnode = None
-            if node:
-                node.close()
-                node = None
+            if 'node' in modes:
+                if node:
+                    node.close()
+                    node = None
                 bnode = NodeRunner(args.base_url, args.model, rgb, BUDGETS[bname], args.node_image,
                                    args.log_dir / f'{args.label}_budget_{bname}', args.max_concurrent)
                 bnode.run(1)

@@ -231,7 +231,8 @@ class QueryPipeline:
             outcome.fail(QueryStatus.PARSE_ERROR, answer.error + note)
         else:
             outcome.lifted, lift_note = self._lift(answer, stamp, outcome.original_size)
-            outcome.message = lift_note
+            outcome.message = '; '.join(n for n in (lift_note, _resize_warning(generation, prepared.sent_size,
+                                                                                settings.budget.factor)) if n)
         outcome.latency['postprocess'] = (time.perf_counter() - began) * 1e3
 
     def _validate(self, request: QueryRequest) -> str:
@@ -326,6 +327,21 @@ class QueryPipeline:
         in_depth = [PixelPoint(p.x * scale_x, p.y * scale_y, p.clipped) for p in points]
         intrinsics = CameraIntrinsics.from_k(list(info.k), width, height)
         return lift_to_3d(in_depth, depth, intrinsics, unit, self._settings.lift_window), ''
+
+
+def _resize_warning(generation: Generation, sent_size: tuple[int, int], factor: int) -> str:
+    """A warning when the server's prompt is shorter than the image sent: then it resized the image itself.
+
+    Answers are in the pixels of the image the model saw; if that is not the image the node sent (a server
+    whose processor max_pixels is below the node's budget), the mapping back to the original is wrong.
+    """
+    image_tokens = (sent_size[0] // factor) * (sent_size[1] // factor)
+    usage = generation.usage
+    if usage is None or not usage.prompt_tokens or usage.prompt_tokens >= image_tokens:
+        return ''
+    return (f'the server counted {usage.prompt_tokens} prompt tokens, fewer than the {image_tokens} of the '
+            f'{sent_size[0]}x{sent_size[1]} image sent: it resized the image, so pixel answers may be off; '
+            'lower model.max_pixels to what the server accepts')
 
 
 def _stamp_seconds(header: Any) -> float:
