@@ -186,6 +186,8 @@ phase_bench() {  # $1 = variant, $2 = full|''
   local extra=()
   [ "$full" = full ] && extra=(--budgets default,401408,raw)
   [ "$full" = topic ] && { extra=(--node-image topic); label=${v}_topic; }
+  # A node left over from a cut-short bench (its own session): end it by its params file under $LOGS.
+  for p in $(pgrep -f "robobrain_ros.node.brain_node --ros-args --params-file $LOGS/" 2>/dev/null); do kill "$p"; done
   ps -eo pid,ppid,comm,args --sort=pid | grep -E "vllm|VLLM|robobrain_ros.serve" | grep -v grep | cut -c1-220 \
     > "$RES/processes_$v.txt"
   node_env "$PY" "$REPO/scripts/gpu/bench_serving.py" --base-url "http://127.0.0.1:$PORT/v1" --label "$label" \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from typing import Any
 
 import rclpy
@@ -272,7 +273,7 @@ class BrainNode(LifecycleNode):
                                    image=goal.image, max_image_age=goal.max_image_age, timeout=goal.timeout)
             outcome = self._pipeline.run(request, feedback, token)
             message = answer_message(outcome)
-            if outcome.code == QueryStatus.CANCELED and goal_handle.is_cancel_requested:
+            if outcome.code == QueryStatus.CANCELED and self._cancel_accepted(goal_handle, token):
                 goal_handle.canceled()
                 self._stats['canceled'] += 1
             elif outcome.ok:
@@ -288,6 +289,18 @@ class BrainNode(LifecycleNode):
         finally:
             self._tokens.pop(goal_id, None)
             self._release()
+
+    @staticmethod
+    def _cancel_accepted(goal_handle, token: CancelToken, wait: float = 1.0) -> bool:
+        """True when the client's cancel request was accepted (the goal is CANCELING and may end CANCELED).
+
+        _on_cancel sets the token before rclpy moves the goal to CANCELING, right after the callback returns; a
+        query that stops at once (waiting for a frame) can finish in between. Give rclpy that moment.
+        """
+        end = time.monotonic() + wait
+        while not goal_handle.is_cancel_requested and token.requested and time.monotonic() < end:
+            time.sleep(0.005)
+        return goal_handle.is_cancel_requested
 
     # ---------------------------------------------------------------- ~/task topic
     def _on_task(self, msg: String) -> None:

@@ -94,6 +94,8 @@ class FrameCache:
                 if best is not None and abs(best.stamp - stamp) <= tolerance:
                     return best
                 remaining = end - time.monotonic()
-                if remaining <= 0 or (best is not None and best.stamp > stamp + tolerance):
-                    return None   # nothing more can come: a newer depth frame is already past the window
+                # Nothing more can come: no depth frame ever arrived (no depth camera: waiting would only delay
+                # every answer by `wait`), or a newer depth frame is already past the window.
+                if remaining <= 0 or best is None or best.stamp > stamp + tolerance:
+                    return None
                 self._lock.wait(remaining)

@@ -45,7 +45,7 @@ def start_brain(tmp_path_factory, ros_client):
         started.append(process)
         client = BrainClient(brain_name=f'/{name}', context=ros_client.node.context,
                              node_name=f'client_of_{name}')
-        ready = client.wait_for_server(wait_for, timeout)
+        ready = client.wait_for_server(wait_for, timeout) and _round_trip(client, wait_for, timeout)
         if not ready or not process.alive():
             client.close()
             pytest.fail(f'brain node {name} did not come up (log {process.log_path}):\n{process.log()[-4000:]}',
@@ -61,6 +61,22 @@ def start_brain(tmp_path_factory, ros_client):
             assert code is not None
         else:
             item.close()
+
+
+def _round_trip(client, action: str, timeout: float) -> bool:
+    """One goal there and back (an empty instruction: aborted at once as BAD_GOAL).
+
+    wait_for_server only proves the client sees the server; on a loaded machine the server may not yet see
+    the client's response reader, and the first goal response is then lost (Fast DDS: 'failed to send
+    response'). A completed round trip proves discovery both ways.
+    """
+    for _ in range(5):
+        try:
+            client.send(action, client.goal(action, '')).wait(min(timeout, 10.0))
+            return True
+        except TimeoutError:
+            continue
+    return False
 
 
 def test_image(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:
@@ -117,17 +133,29 @@ class Camera:
         return self
 
     def stop(self) -> None:
+        """Stop publishing; the publishers stay (and stay matched) for the next start()."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
+        self.stamp_offset = 0.0
+
+    def close(self) -> None:
+        self.stop()
         for publisher in self._publishers.values():
             self._node.destroy_publisher(publisher)
         self._publishers.clear()
 
 
-@pytest.fixture
-def camera(ros_client):
+@pytest.fixture(scope='module')
+def module_camera(ros_client):
+    """One Camera per test module: its publishers are discovered once, not at every test."""
     cam = Camera(ros_client.node)
     yield cam
-    cam.stop()
+    cam.close()
+
+
+@pytest.fixture
+def camera(module_camera):
+    yield module_camera
+    module_camera.stop()
 

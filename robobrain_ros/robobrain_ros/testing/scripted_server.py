@@ -177,7 +177,8 @@ class ScriptedServer:
                                                       'finish_reason': None}]}))
             await self._sleep(reply.chunk_delay)
         await response.write(_event({'choices': [{'index': 0, 'delta': {}, 'finish_reason': reply.finish_reason}]}))
-        await response.write(_event({'choices': [], 'usage': {'prompt_tokens': 100,
+        # Prompt tokens as vLLM counts them: at least the image's (the node checks the server did not shrink it).
+        await response.write(_event({'choices': [], 'usage': {'prompt_tokens': 100_000,
                                                               'completion_tokens': len(pieces)}}))
         await response.write(b'data: [DONE]\n\n')
         await response.write_eof()
