@@ -26,6 +26,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from robobrain_interfaces.action import Affordance, Ask, Ground, Plan, Point, Trajectory
+from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 
 ACTION_TYPES: dict[str, type] = {
     'point': Point, 'affordance': Affordance, 'trajectory': Trajectory,
@@ -61,6 +62,8 @@ class GoalHandle:
         self._done = threading.Event()
         self._accepted = threading.Event()
         self._handle = None
+        self._lock = threading.Lock()
+        self._cancel_requested = False
         self._start = time.perf_counter()
 
     def wait(self, timeout: float | None = None) -> GoalOutcome:
@@ -69,12 +72,25 @@ class GoalHandle:
         return self.outcome
 
     def wait_accepted(self, timeout: float | None = None) -> bool:
-        self._accepted.wait(timeout)
+        """True when accepted, False when rejected; TimeoutError when the server did not answer in time."""
+        if not self._accepted.wait(timeout):
+            raise TimeoutError(f'no accept or reject within {timeout} s')
         return self.outcome.accepted
 
     def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel_goal_async()
+        """Cancel the goal; asked before the server accepted it, the cancel is sent as soon as it does."""
+        with self._lock:
+            self._cancel_requested = True
+            handle = self._handle
+        if handle is not None:
+            handle.cancel_goal_async()
+
+    def _on_accepted(self, handle) -> None:
+        with self._lock:
+            self._handle = handle
+            cancel = self._cancel_requested
+        if cancel:
+            handle.cancel_goal_async()
 
 
 class BrainClient:
@@ -85,7 +101,7 @@ class BrainClient:
         if self._own_context:
             rclpy.init(context=self._context)
         self.node = Node(node_name, context=self._context)
-        self._clients = {name: ActionClient(self.node, kind, f'{brain_name}/{name}')
+        self._clients = {name: ActionClient(self.node, kind, f'{brain_name}/{name}', **ACTION_SERVICE_PROFILES)
                          for name, kind in ACTION_TYPES.items()}
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self.node)
@@ -139,13 +155,14 @@ class BrainClient:
 
         def on_response(future) -> None:
             goal_handle = future.result()
-            handle._handle = goal_handle
             handle.outcome.accepted = bool(goal_handle.accepted)
-            handle._accepted.set()
             if not goal_handle.accepted:
                 handle.outcome.seconds = time.perf_counter() - handle._start
+                handle._accepted.set()
                 handle._done.set()
                 return
+            handle._on_accepted(goal_handle)
+            handle._accepted.set()
             goal_handle.get_result_async().add_done_callback(on_result)
 
         future = self._clients[action].send_goal_async(goal, feedback_callback=on_feedback)

@@ -23,7 +23,6 @@ from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
-from reliability_support import answering
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 STALL = 2.0            # [s] the brain's server.stall_timeout here
@@ -47,7 +46,7 @@ def _params(server: ScriptedServer, **overrides) -> dict:
 
 @pytest.fixture(scope='module')
 def brain(start_brain, server):
-    return answering(start_brain(_params(server), name='rb_faults'))
+    return start_brain(_params(server), name='rb_faults')
 
 
 @pytest.fixture(autouse=True)
@@ -312,8 +311,8 @@ def test_good_depth_lifts_points(brain, server, camera):
 
 def test_missing_camera_info_answers_in_2d(start_brain, server, camera):
     # A brain of its own: camera_info, once received, is kept for good.
-    lonely = answering(start_brain(_params(server, **{'topics.camera_info': f'{NS}/never_published_info'}),
-                                   name='rb_no_camera_info'))
+    lonely = start_brain(_params(server, **{'topics.camera_info': f'{NS}/never_published_info'}),
+                                   name='rb_no_camera_info')
     outcome = _depth_goal(lonely, server, camera, _depth(320, 240, 1.0), None, 'no-info')
     assert outcome.status == SUCCEEDED, outcome.answer.info.status
     assert 'no camera_info' in outcome.answer.info.status.message

@@ -30,7 +30,7 @@ from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.vllm_fixture import ServerSetupError, start_tiny_server
 
-from reliability_support import answering, process_figures
+from reliability_support import process_figures
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NAME = 'rb_server_faults'
@@ -135,7 +135,6 @@ def assert_served(brain) -> None:
 
 def test_server_absent_at_start_then_appearing(brain, state, diagnostics):
     brain.port = state.port
-    answering(brain)
     assert brain.process.alive()
     assert diagnostics.wait_for(DiagnosticStatus.ERROR, 30.0), diagnostics.latest()
     assert 'server unreachable' in diagnostics.latest()[1]

@@ -12,6 +12,9 @@
 #   setup            check the pieces' sha256, unpack to /tmp/gpu, install robobrain_ros (for its vLLM
 #                    plugin entry point) into /tmp/gpu/rbsite (install_plugin.py), smoke-import vllm / flag_gems / rclpy /
 #                    robobrain_interfaces, write the 7B model folder
+#   extra            install wheels carried in .gpu/extra into the bundle's site (added after the bundle)
+#   fgdiag           scripts/gpu/flaggems_diag.py: which FlagGems ops crash on the model's shapes; the
+#                    failing ones are skipped by the flaggems_* variants (FLAGGEMS_EXCLUDE=none: skip none)
 #   hf               path (a): scripts/gpu/hf_baseline.py
 #   start:VARIANT    serve_variant.py VARIANT -> YAML; `python3 -m robobrain_ros.serve` under setsid (returns)
 #   wait             until the serve tool's --ready-file exists (or it died)
@@ -27,7 +30,8 @@ B=$G/gpubundle
 RES=$G/results
 LOGS=$G/logs
 MODEL=$G/robobrain2_7b_dummy
-PORT=9010
+PORT=$(cat /tmp/gpu/current_port 2>/dev/null || echo 9010)
+port_of() { case "$1" in default) echo 9010;; eager) echo 9011;; flaggems_eager) echo 9012;; *) echo 9013;; esac; }
 OUT="${OUT:-/tmp/gpu_out}"
 PY="${GPU_PYTHON:-$(command -v python3)}"
 mkdir -p "$RES" "$LOGS" "$OUT" /tmp/stage
@@ -36,6 +40,8 @@ export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 # No network there: never try the Hugging Face hub; no usage reports.
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+# Greedy decoding needs no FlashInfer top-k/top-p sampler (it would JIT-compile with nvcc on first use).
+export VLLM_USE_FLASHINFER_SAMPLER=0
 
 say() { printf '\n=== %s [%s]\n' "$*" "$(date +%T)"; }
 
@@ -136,6 +142,18 @@ rclpy.init(); n = rclpy.create_node('smoke'); print('rclpy ok:', n.get_name(), P
   echo "setup done in $((SECONDS - t0)) s"
 }
 
+phase_extra() {  # wheels carried in .gpu/extra (added after a bundle was built), installed into the bundle's site
+  say extra
+  ls "$REPO"/.gpu/extra/*.whl >/dev/null 2>&1 || { echo "no .gpu/extra wheels"; return 0; }
+  "$PY" -m pip install -q --no-deps --no-index --target "$B/site" "$REPO"/.gpu/extra/*.whl 2>&1 | grep -v WARN | tail -3
+}
+
+phase_fgdiag() {
+  say "fgdiag (FlagGems ops on the model's shapes, one process each)"
+  env PYTHONPATH="$B/site" "$PY" "$REPO/scripts/gpu/flaggems_diag.py" --out "$RES/gpu_flaggems_diag.json" \
+    --exclude-out "$G/fg_exclude.txt" 2>&1 | tee "$LOGS/fgdiag.txt" | tail -25
+}
+
 phase_hf() {
   say "hf (path a)"
   env PYTHONPATH="$REPO/robobrain_ros" "$PY" "$REPO/scripts/gpu/hf_baseline.py" --model "$MODEL" --out "$RES/gpu_a_hf.json" \
@@ -146,14 +164,24 @@ phase_hf() {
 phase_start() {  # $1 = variant
   local v=$1
   say "start $v"
+  PORT=$(port_of "$v"); echo "$PORT" > "$G/current_port"   # a port per variant: a lingering server can't block
+  (ss -ltnp 2>/dev/null || true) | grep -E ":90[0-9][0-9] " | cut -c1-200
   "$PY" "$REPO/scripts/gpu/serve_variant.py" --variant "$v" --ops-file "$RES/flaggems_ops_$v.txt" \
     --out "$G/serve_$v.yaml" | tee "$LOGS/serve_$v.variant.txt"
   rm -f "$G/ready_$v.json" "$RES"/flaggems_ops_"$v".txt*
+  # FlagGems ops that flaggems_diag.py saw crash: skipped through the benchmark shim (FLAGGEMS_EXCLUDE=none: all)
+  local shim="" excl=""
+  if [[ "$v" == flaggems* ]] && [ "${FLAGGEMS_EXCLUDE:-auto}" != none ]; then
+    excl=${FLAGGEMS_EXCLUDE:-$(cat "$G/fg_exclude.txt" 2>/dev/null)}
+    [ "$excl" = auto ] && excl=""
+    [ -n "$excl" ] && shim="$REPO/scripts/gpu/flaggems_exclude:"
+  fi
+  echo "${excl:-(none)}" > "$RES/flaggems_exclude_$v.txt"; [ -n "$excl" ] && echo "FlagGems ops excluded: $excl"
   echo "$v" > "$G/current_variant"
   date +%s.%N > "$G/start_$v.t"
   # setsid: the server outlives this call (the machine keeps it while warm); the pid is the serve tool's.
   ( cd "$REPO" && setsid bash -c 'echo $$ > "$0"; exec "$@"' "$G/serve.pid" \
-      env PYTHONPATH="$G/rbsite:$B/site" PATH="$B/site/bin:$PATH" \
+      env PYTHONPATH="$shim$G/rbsite:$B/site" PATH="$B/site/bin:$PATH" ROBOBRAIN_BENCH_FLAGGEMS_EXCLUDE="$excl" \
       "$PY" -m robobrain_ros.serve --config "$G/serve_$v.yaml" --python "$PY" \
       --model "$MODEL" --port $PORT --ready-file "$G/ready_$v.json" --log-file "$LOGS/vllm_$v.log" \
       >"$LOGS/serve_cli_$v.log" 2>&1 < /dev/null & )
@@ -221,6 +249,8 @@ for ph in "$@"; do
     receive) phase_receive ;;
     setup) phase_setup || { echo "setup failed"; exit 1; } ;;
     hf) phase_hf ;;
+    extra) phase_extra ;;
+    fgdiag) phase_fgdiag ;;
     start) phase_start "$a1" ;;
     wait) phase_wait || { echo "wait failed"; collect; continue; } ;;
     bench) phase_bench "$a1" "$a2" ;;

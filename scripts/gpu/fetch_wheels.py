@@ -50,12 +50,13 @@ wrapt xxhash yarl zipp llvmlite
 # Optional heavy pieces vLLM lists but does not need to serve Qwen2.5-VL in bf16 on Hopper.
 SKIP = set(canonicalize_name(n) for n in '''
 tilelang quack-kernels humming-kernels tokenspeed-mla nvidia-cutlass-dsl pynvvideocodec torchcodec
-fastsafetensors flashinfer-cubin flashinfer-python nvidia-cudnn-frontend
+fastsafetensors flashinfer-cubin
 '''.split())
-# flashinfer-python without its cubins makes vLLM JIT-compile kernels with nvcc at start (minutes) when it
-# picks a FlashInfer path; without it vLLM uses FlashAttention 3 and its own samplers on Hopper.
+# flashinfer-python is needed: vLLM's sampler imports its FlashInfer backend module at start (a missing package
+# is a ModuleNotFoundError). Without flashinfer-cubin it JIT-compiles on first use of a FlashInfer kernel;
+# device_run.sh sets VLLM_USE_FLASHINFER_SAMPLER=0 and vLLM picks FlashAttention 3 on Hopper.
 SKIP_PREFIXES = ('nvidia-',)   # CUDA libraries come with the image's torch 
-KEEP_NVIDIA: set[str] = set()
+KEEP_NVIDIA = {'nvidia-cudnn-frontend'}   # flashinfer-python imports it
 
 # Versions that are known to work on the GPU machine (docs/BENCHMARKS.md, /shared/ENVIRONMENT.md).
 PINS = {

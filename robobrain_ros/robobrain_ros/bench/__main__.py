@@ -9,6 +9,7 @@ given.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -25,6 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--model', default='robobrain-tiny', help='served model name with --server')
     parser.add_argument('--out', default='', help='folder for BENCHMARKS.md / cpu_results.json (default: docs/ of '
                         'the repository; a temporary folder with --quick)')
+    parser.add_argument('--merge', default='', help='results JSON of an earlier (partial) run: its sections are kept '
+                        'unless run again')
     parser.add_argument('--only', default='', help='comma list among overhead,breakdown,concurrency,image_budget,memory')
     return parser.parse_args(argv)
 
@@ -59,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         docs = REPO / 'docs'
     results: dict = {'quick': args.quick, 'machine': machine(), 'repetitions': plan}
+    if args.merge:
+        earlier = json.loads(Path(args.merge).read_text())
+        results.update({k: v for k, v in earlier.items() if k not in only and k not in ('quick', 'seconds')})
+    partial = docs / 'benchmarks' / 'cpu_results.partial.json'
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint() -> None:   # a run cut short keeps what it measured (--merge picks it up)
+        partial.write_text(json.dumps(results, indent=1, default=str))
     started = time.perf_counter()
 
     server = None
@@ -74,9 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         if 'breakdown' in only:
             print('== breakdown (in-process steps)', file=sys.stderr)
             results['breakdown'] = breakdown.run(plan['breakdown'])
+            checkpoint()
         if 'image_budget' in only:
             print('== image budget', file=sys.stderr)
             results['image_budget'] = image_budget.run(base_url, model, 32, plan['image_budget'])
+            checkpoint()
         node_sections = [s for s in ('overhead', 'concurrency', 'memory') if s in only]
         if node_sections:
             log_dir = Path(tempfile.mkdtemp(prefix='robobrain-bench-node-'))
@@ -92,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
             if 'overhead' in only:
                 print('== node overhead', file=sys.stderr)
                 results['overhead'] = overhead.run(ctx, repetitions=plan['overhead'])
+                checkpoint()
             if 'concurrency' in only:
                 print('== concurrency', file=sys.stderr)
                 results['concurrency'] = concurrency.run(ctx, repetitions=plan['concurrency'])
+                checkpoint()
             if 'memory' in only:
                 print('== memory', file=sys.stderr)
                 results['memory'] = memory.run(ctx, bursts=plan['memory'],
@@ -107,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
     results['machine']['load_at_end'] = load()
-    results['seconds'] = time.perf_counter() - started
+    results['seconds'] = time.perf_counter() - started + (earlier.get('seconds', 0.0) if args.merge else 0.0)
     print(report.text_summary(results))
     # The analysis (what dominates, what was changed) is prose kept next to the raw data and included.
+    partial.unlink(missing_ok=True)
     written = report.write(results, docs, notes_file=REPO / 'docs' / 'benchmarks' / 'cpu_notes.md')
     print('written: ' + ', '.join(str(p) for p in written), file=sys.stderr)
     return 0

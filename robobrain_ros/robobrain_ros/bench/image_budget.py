@@ -1,7 +1,8 @@
 """Image budget: prompt tokens and time to first token at the default budget vs the full frame.
 
 The bodies are the node's (prepare_image + build_request), posted directly; prompt tokens come from the
-server's usage figures, time to first token from the stream (client side) and from the server's
+server's usage figures, time to first token from the stream (client side; each request's frame differs in a few pixels, so no
+server cache hides the prefill) and from the server's
 `vllm:time_to_first_token_seconds` histogram (difference of its sum/count around each request). The
 coordinate round trip maps every pixel of a grid to the sent image (rounded to whole pixels, as the model
 answers) and back with the protocol's CoordinateFrame; its worst error is in original pixels.
@@ -9,6 +10,7 @@ answers) and back with the protocol's CoordinateFrame; its worst error is in ori
 
 from __future__ import annotations
 
+import itertools
 import random
 import urllib.request
 from typing import Any
@@ -54,8 +56,10 @@ def _server_ttft(root_url: str) -> tuple[float, float]:
 def run(base_url: str, model: str, tokens: int, repetitions: int = 10, seed: int = 5) -> dict[str, Any]:
     root_url = base_url.rstrip('/').removesuffix('/v1')
     cases = {}
+    frames = {}
+    salt = itertools.cycle(range(256))
     for width, height in FRAMES:
-        rgb = bench_frame(width, height)
+        rgb = frames[(width, height)] = bench_frame(width, height)
         for name, budget in BUDGETS.items():
             sent = model_input_size((width, height), budget)
             body = node_request_body(rgb, model, INSTRUCTION, tokens, budget)
@@ -74,8 +78,13 @@ def run(base_url: str, model: str, tokens: int, repetitions: int = 10, seed: int
             names = list(cases)
             rng.shuffle(names)
             for name in names:
+                # A frame never sent before: vLLM's prefix and multimodal caches would otherwise turn the
+                # prefill of a repeated image into a cache hit and hide what the image costs.
+                rgb = frames[tuple(cases[name]['frame'])].copy()
+                rgb[:8, :8] = next(salt)
+                body = node_request_body(rgb, model, INSTRUCTION, tokens, BUDGETS[cases[name]['budget']])
                 before = _server_ttft(root_url)
-                result = direct.post(cases[name]['body'])
+                result = direct.post(body)
                 after = _server_ttft(root_url)
                 server_ttft = (after[0] - before[0]) / (after[1] - before[1]) if after[1] > before[1] else float('nan')
                 samples[name].append({'seconds': result.seconds, 'first_token_s': result.first_token_s,

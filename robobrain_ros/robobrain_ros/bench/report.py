@@ -70,7 +70,7 @@ def overhead_section(r: dict[str, Any]) -> list[str]:
         lines.append(f"| {names[mode]} | {_ms(modes[mode]['seconds_ms']['median'])} | "
                      f"{_ms(modes[mode]['seconds_ms']['p95'])} | {_ms(median)} | {_ms(paired[mode]['p95'])} | "
                      f"< {target:g} | {'yes' if median < target else 'no'} |")
-    lines += ['', 'Where the node time goes (medians, ms, p95 of the node total in brackets; from the node\'s `QueryInfo.latency` and the client\'s '
+    lines += ['', 'Where the node time goes (medians, ms; from the node\'s `QueryInfo.latency` and the client\'s '
               'clock; "outside the pipeline" = goal sent -> result received minus the node\'s `total`: DDS '
               'transfer of the goal and result, the action protocol, building and publishing the answer):', '',
               '| part | topic | image in goal |', '|---|---|---|']
@@ -152,9 +152,12 @@ def markdown(results: dict[str, Any], notes: str = '') -> str:
              'Method: one vLLM CPU server (`cpu_smoke.yaml`, the tiny random-weight Qwen2.5-VL), one brain node '
              'process (`BrainProcess`, a real --params-file), an action client (`BrainClient`) and a camera '
              'publisher (15 Hz, sensor-data QoS) in the benchmark process, all on 127.0.0.1 in one DDS domain. '
-             'The model work is fixed: temperature 0, structured outputs off, `min_tokens` = `max_tokens` = 32, '
-             'the same frame and instruction; the direct baseline posts the exact body the node builds '
+             'The model work is fixed: temperature 0, `min_tokens` = `max_tokens` = 32 and a structured-outputs '
+             'regex of a 41-point list that cannot end sooner (the answer parses, the goal succeeds; the '
+             "node's own constraint is off), the same frame and instruction; " 'the direct baseline posts the exact body the node builds '
              '(`prepare_image` + `build_request`) with aiohttp, streaming, on a kept-alive connection.', '']
+    if m.get('note'):
+        lines += [f"Note: {m['note']}.", '']
     if notes:
         lines += [notes.strip(), '']
     for key, section in (('overhead', overhead_section), ('breakdown', breakdown_section),

@@ -33,6 +33,7 @@ from visualization_msgs.msg import MarkerArray
 from robobrain_interfaces.action import Affordance, Ask, Ground, Plan, Point, Trajectory
 from robobrain_interfaces.msg import (BoxAnswer, PlanAnswer, PointsAnswer, QueryStatus, TextAnswer,
                                       TrajectoryAnswer)
+from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.client import ChatClient, ClientConfig, ServerUnreachable
 from robobrain_ros.client.generation import GenerationRunner
 from robobrain_ros.node import parameters
@@ -59,10 +60,6 @@ ANSWER_TOPICS: dict[type, str] = {
 }
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# The action services' requests (send goal, get result, cancel). rclpy's default keeps the last 10 requests not
-# yet taken: a burst of goals from planners overflows it and the overflow is dropped without a word, leaving
-# those clients waiting forever. Every request must reach the goal callback, which answers it (accept or reject).
-ACTION_SERVICES = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class BrainNode(LifecycleNode):
@@ -224,8 +221,7 @@ class BrainNode(LifecycleNode):
                 execute_callback=lambda handle, t=task, a=action_type: self._execute(handle, t, a),
                 goal_callback=self._on_goal, cancel_callback=self._on_cancel,
                 handle_accepted_callback=lambda handle: handle.execute(),
-                goal_service_qos_profile=ACTION_SERVICES, result_service_qos_profile=ACTION_SERVICES,
-                cancel_service_qos_profile=ACTION_SERVICES, callback_group=group))
+                callback_group=group, **ACTION_SERVICE_PROFILES))
 
     def _admit(self) -> str:
         """'' and a reserved slot when a new query may start, else the reason it may not."""
