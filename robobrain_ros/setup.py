@@ -21,7 +21,6 @@ setup(
     maintainer_email='maintainers@robobrain-ros.dev',
     description='ROS 2 robot brain on the RoboBrain vision-language model served by vLLM.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'brain_node = robobrain_ros.node.brain_node:main',

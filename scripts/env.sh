@@ -1,6 +1,8 @@
 # Source this file: a shell with the robobrain_ros workspace (node venv + built packages) on its paths.
 # ROS 2 traffic stays on this machine unless you say otherwise (export the variables before sourcing).
 _rb_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# colcon's and venv's scripts read unset variables: sourced from a `set -u` script, relax that meanwhile.
+_rb_nounset=0; case $- in *u*) _rb_nounset=1; set +u;; esac
 # shellcheck disable=SC1091
 source "$_rb_root/.venv/ros/bin/activate"
 if [ -z "${ROS_DISTRO:-}" ]; then
@@ -13,4 +15,5 @@ source "$_rb_root/install/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export ROBOBRAIN_VLLM_PYTHON="${ROBOBRAIN_VLLM_PYTHON:-$_rb_root/.venv/vllm/bin/python}"
-unset _rb_root
+[ "$_rb_nounset" = 1 ] && set -u
+unset _rb_root _rb_nounset
