@@ -67,8 +67,10 @@ def test_200_goals_at_once_bounded_queue_explicit_rejections_all_end(start_brain
         assert brain.process.alive()
 
 
-LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': 2000,
-                   'model.extra_body': '{"min_tokens": 2000}'}
+# Forced long generations (the tiny model's context is 4096 tokens; the small test images take ~100): long
+# enough that a loaded CI machine still cancels or kills them mid-generation.
+LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': 3800,
+                   'model.extra_body': '{"min_tokens": 3800}'}
 
 
 def test_cancel_storm_every_goal_ends_and_vllm_frees_its_slots(start_brain, vllm_server):
@@ -96,7 +98,8 @@ def test_cancel_storm_every_goal_ends_and_vllm_frees_its_slots(start_brain, vllm
         assert all(o.status in TERMINAL for o in outcomes)
         assert all(o.status == CANCELED for o in outcomes if o.answer.info.status.code == QueryStatus.CANCELED), \
             [(o.status, o.answer.info.status) for o in outcomes]
-        assert sum(o.status == CANCELED for o in outcomes) >= 12, [o.answer.info.status for o in outcomes]
+        # The storm must hit goals in flight, not only ones already done (how many depends on the machine).
+        assert sum(o.status == CANCELED for o in outcomes) >= 8, [o.answer.info.status for o in outcomes]
     # vLLM saw the streams close and aborted the requests: nothing left running or waiting there.
     idle = ('vllm:num_requests_running', 'vllm:num_requests_waiting')
     assert wait_until(lambda: all(v == 0 for k, v in vllm_server.metrics().items() if k.startswith(idle)), 30.0,

@@ -35,8 +35,10 @@ from reliability_support import process_figures
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NAME = 'rb_server_faults'
 FAST = 5.0     # [s] "at once": a goal against a dead server must not wait for any long timeout
-LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': 2000,
-                   'model.extra_body': '{"min_tokens": 2000}'}
+# Forced long generations (the tiny model's context is 4096 tokens; the small test images take ~100): long
+# enough that a loaded CI machine still cancels or kills them mid-generation.
+LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': 3800,
+                   'model.extra_body': '{"min_tokens": 3800}'}
 NORMAL_GENERATION = {'model.structured_outputs': True, 'model.max_tokens': 64, 'model.extra_body': ''}
 
 

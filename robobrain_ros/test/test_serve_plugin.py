@@ -84,3 +84,26 @@ def test_vllm_itself_refuses_to_start_with_use_flaggems(tmp_path):
     assert out.returncode != 0
     assert 'USE_FLAGGEMS is true but FlagGems is unavailable' in out.stderr + out.stdout
     assert time.monotonic() - t0 < 120
+
+
+def test_enable_passes_excluded_ops_and_records_the_op_list(tmp_path):
+    """The plugin's side of the FlagGems call (a stand-in flag_gems module: the real one needs a GPU backend,
+    see docs/BENCHMARKS.md for the run on an H200): excluded ops reach enable(unused=...), the op list is written."""
+    fake = tmp_path / 'stand_in' / 'flag_gems'
+    fake.mkdir(parents=True)
+    (fake / '__init__.py').write_text(
+        'import json, os\n'
+        'def enable(unused=()):\n'
+        '    open(os.environ["CALLS"], "w").write(json.dumps(list(unused)))\n'
+        'def all_registered_ops():\n'
+        '    return ["mm", "add", "softmax"]\n')
+    calls, ops = tmp_path / 'calls.json', tmp_path / 'ops.txt'
+    code = 'from robobrain_ros.serve.flaggems_plugin import register; register()'
+    env = env_with(USE_FLAGGEMS='true', ROBOBRAIN_FLAGGEMS_EXCLUDE='copy_, fill_ ,', CALLS=calls,
+                   ROBOBRAIN_FLAGGEMS_OPS_FILE=ops)
+    env['PYTHONPATH'] = os.pathsep.join([str(fake.parent), env.get('PYTHONPATH', '')])
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(calls.read_text()) == ['copy_', 'fill_']
+    assert ops.read_text().split() == ['add', 'mm', 'softmax']
+    assert '3 ops taken over' in out.stderr

@@ -36,12 +36,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / 'robobrain_ros'))
 
-from common import FORCED_TOKENS, INSTRUCTION, machine_facts, make_frame, stats_ms, write_json  # noqa: E402
-
-import aiohttp  # noqa: E402
-import cv2  # noqa: E402
-
-from robobrain_ros.protocol import ImageBudget, ModelFamily, Task, build_request, prepare_image  # noqa: E402
+import aiohttp
+import cv2
+from common import (
+    FORCED_TOKENS,
+    INSTRUCTION,
+    machine_facts,
+    make_frame,
+    stats_ms,
+    write_json,
+)
+from robobrain_ros.protocol import (
+    ImageBudget,
+    ModelFamily,
+    Task,
+    build_request,
+    prepare_image,
+)
 
 DEFAULT_BUDGET = ImageBudget().max_pixels          # 1003520: the node's default
 BUDGETS = {'default': DEFAULT_BUDGET, '401408': 401408, 'raw': 16777216}
@@ -88,8 +99,8 @@ def metric_delta(before: dict, after: dict) -> dict:
         if n > 0:
             res[f'{short}_mean_ms'] = round(d(base + '_sum') / n * 1e3, 2)
             res[f'{short}_n'] = int(n)
-    buckets = sorted(((float(k.split('le=')[1].rstrip('}')), d(k)) for k in after
-                      if k.startswith('vllm:time_to_first_token_seconds_bucket') and '+Inf' not in k))
+    buckets = sorted((float(k.split('le=')[1].rstrip('}')), d(k)) for k in after
+                      if k.startswith('vllm:time_to_first_token_seconds_bucket') and '+Inf' not in k)
     n = d('vllm:time_to_first_token_seconds_count')
     for q in (0.5, 0.95):
         if n > 0:
@@ -161,7 +172,7 @@ def raw_body(rgb, budget_name: str, model: str) -> tuple[dict, tuple[int, int]]:
     """The node's request body for this frame and budget; 'raw' sends the frame as captured (no resize)."""
     extra = {'min_tokens': FORCED_TOKENS}
     if budget_name == 'raw':
-        ok, jpg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        _, jpg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         h, w = rgb.shape[:2]
         data_url = 'data:image/jpeg;base64,' + base64.b64encode(jpg).decode()
         # build_request checks that the image is already at the model's size; a raw frame is not, so the
@@ -185,11 +196,10 @@ class NodeRunner:
     def __init__(self, base_url: str, model: str, rgb, budget: int, image_mode: str, log_dir: Path,
                  max_concurrent: int) -> None:
         import rclpy  # noqa: F401 - fail early when the ROS runtime is missing
-        from std_msgs.msg import Header
-
         from robobrain_ros.brain_client import BrainClient
         from robobrain_ros.node.image_conversion import rgb_to_image_msg
         from robobrain_ros.testing.brain_process import BrainProcess
+        from std_msgs.msg import Header
 
         self.image_mode = image_mode
         params = {
@@ -207,6 +217,7 @@ class NodeRunner:
         # node's ACTION_SERVICES: a deep queue for the goal / result / cancel services.
         from rclpy.action import ActionClient
         from rclpy.qos import QoSProfile, ReliabilityPolicy
+
         from robobrain_interfaces.action import Point
         deep = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
         self.client._clients['point'].destroy()
@@ -219,8 +230,8 @@ class NodeRunner:
         self._stop = threading.Event()
         self._pub_thread = None
         if image_mode == 'topic':
-            from sensor_msgs.msg import Image
             from rclpy.qos import qos_profile_sensor_data
+            from sensor_msgs.msg import Image
             self.pub = self.client.node.create_publisher(Image, '/image', qos_profile_sensor_data)
             self._pub_thread = threading.Thread(target=self._publish, daemon=True)
             self._pub_thread.start()
@@ -396,7 +407,7 @@ def main(argv=None) -> int:
             paths = {}
             if raw:
                 raw.run(bbody, args.budget_level)
-                paths['raw'] = lambda n: raw.run(bbody, n)
+                paths['raw'] = lambda n, body=bbody: raw.run(body, n)
             if bnode:
                 paths['node'] = bnode.run
             for name, run in paths.items():

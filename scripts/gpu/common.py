@@ -66,7 +66,7 @@ def machine_facts() -> dict:
     facts = {'python': platform.python_version(), 'cpus': os.cpu_count(), 'kernel': platform.release()}
     try:
         out = subprocess.run(['nvidia-smi', '--query-gpu=name,memory.total,driver_version,clocks.max.sm',
-                              '--format=csv,noheader'], capture_output=True, text=True, timeout=20).stdout
+                              '--format=csv,noheader'], capture_output=True, text=True, timeout=20, check=False).stdout
         facts['gpu'] = out.strip()
     except (OSError, subprocess.SubprocessError):
         facts['gpu'] = ''

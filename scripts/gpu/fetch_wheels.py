@@ -35,27 +35,30 @@ PLATFORM_ARGS += ['--platform', 'manylinux2014_x86_64', '--platform', 'manylinux
                   '--platform', 'linux_x86_64', '--platform', 'any']
 
 # What the GPU machine's image already has (KINDS.md's package list, 2026-11-17).
-DEVICE_HAS = set(canonicalize_name(n) for n in '''
-absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs build certifi
-charset-normalizer click cloudpickle cmake colorama cuda-bindings cuda-core cuda-pathfinder cuda-toolkit
-cupy-cuda13x cython einops filelock flatbuffers frozenlist fsspec grpcio h11 h5py hf-xet httpcore httpx
-huggingface-hub idna imageio iniconfig jinja2 joblib lxml markdown markdown-it-py markupsafe mdurl ml-dtypes
-mpmath msgpack multidict networkx ninja numba numpy onnx opencv-python-headless packaging pandas pillow pip
-pluggy prometheus-client propcache protobuf psutil py-cpuinfo pygments pyparsing python-dateutil pyyaml
-regex requests rich safetensors scipy sentencepiece setuptools shellingham six sympy tabulate tiktoken
-tokenizers torch torchaudio torchvision tqdm transformers triton typer typing-extensions urllib3 uvloop wheel
-wrapt xxhash yarl zipp llvmlite
-'''.split())
+DEVICE_HAS = {canonicalize_name(n) for n in (
+    'absl-py', 'accelerate', 'aiofiles', 'aiohappyeyeballs', 'aiohttp', 'aiosignal', 'annotated-doc', 'anyio',
+    'attrs', 'build', 'certifi', 'charset-normalizer', 'click', 'cloudpickle', 'cmake', 'colorama',
+    'cuda-bindings', 'cuda-core', 'cuda-pathfinder', 'cuda-toolkit', 'cupy-cuda13x', 'cython', 'einops',
+    'filelock', 'flatbuffers', 'frozenlist', 'fsspec', 'grpcio', 'h11', 'h5py', 'hf-xet', 'httpcore', 'httpx',
+    'huggingface-hub', 'idna', 'imageio', 'iniconfig', 'jinja2', 'joblib', 'lxml', 'markdown', 'markdown-it-py',
+    'markupsafe', 'mdurl', 'ml-dtypes', 'mpmath', 'msgpack', 'multidict', 'networkx', 'ninja', 'numba', 'numpy',
+    'onnx', 'opencv-python-headless', 'packaging', 'pandas', 'pillow', 'pip', 'pluggy', 'prometheus-client',
+    'propcache', 'protobuf', 'psutil', 'py-cpuinfo', 'pygments', 'pyparsing', 'python-dateutil', 'pyyaml',
+    'regex', 'requests', 'rich', 'safetensors', 'scipy', 'sentencepiece', 'setuptools', 'shellingham', 'six',
+    'sympy', 'tabulate', 'tiktoken', 'tokenizers', 'torch', 'torchaudio', 'torchvision', 'tqdm', 'transformers',
+    'triton', 'typer', 'typing-extensions', 'urllib3', 'uvloop', 'wheel', 'wrapt', 'xxhash', 'yarl', 'zipp',
+    'llvmlite'
+)}
 
 # Optional heavy pieces vLLM lists but does not need to serve Qwen2.5-VL in bf16 on Hopper.
-SKIP = set(canonicalize_name(n) for n in '''
-tilelang quack-kernels humming-kernels tokenspeed-mla nvidia-cutlass-dsl pynvvideocodec torchcodec
-fastsafetensors flashinfer-cubin
-'''.split())
+SKIP = {canonicalize_name(n) for n in (
+    'tilelang', 'quack-kernels', 'humming-kernels', 'tokenspeed-mla', 'nvidia-cutlass-dsl', 'pynvvideocodec',
+    'torchcodec', 'fastsafetensors', 'flashinfer-cubin'
+)}
 # flashinfer-python is needed: vLLM's sampler imports its FlashInfer backend module at start (a missing package
 # is a ModuleNotFoundError). Without flashinfer-cubin it JIT-compiles on first use of a FlashInfer kernel;
 # device_run.sh sets VLLM_USE_FLASHINFER_SAMPLER=0 and vLLM picks FlashAttention 3 on Hopper.
-SKIP_PREFIXES = ('nvidia-',)   # CUDA libraries come with the image's torch 
+SKIP_PREFIXES = ('nvidia-',)   # CUDA libraries come with the image's torch
 KEEP_NVIDIA = {'nvidia-cudnn-frontend'}   # flashinfer-python imports it
 
 # Versions that are known to work on the GPU machine (docs/BENCHMARKS.md, /shared/ENVIRONMENT.md).
@@ -100,7 +103,7 @@ def metadata(wheel: Path) -> list[str]:
 def download(spec: str, out: Path) -> Path:
     before = set(out.glob('*.whl'))
     cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '-q', *PLATFORM_ARGS, '-d', str(out), spec]
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    run = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         raise RuntimeError(f'pip download {spec} failed:\n{run.stderr[-2000:]}')
     new = set(out.glob('*.whl')) - before

@@ -27,7 +27,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / 'robobrain_ros'))
 
-from common import FORCED_TOKENS, INSTRUCTION, machine_facts, make_frame, save_frame_jpeg, stats_ms, write_json  # noqa: E402
+from common import (
+    FORCED_TOKENS,
+    INSTRUCTION,
+    machine_facts,
+    make_frame,
+    save_frame_jpeg,
+    stats_ms,
+    write_json,
+)
 
 
 def official_vision_info(messages):
@@ -38,7 +46,6 @@ def official_vision_info(messages):
     except ImportError:
         pass
     from PIL import Image
-
     from robobrain_ros.protocol import smart_resize
     images = []
     for message in messages:
@@ -68,9 +75,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
     from robobrain_ros.protocol import ModelFamily, Task, render_prompt
+    from transformers import (
+        AutoConfig,
+        AutoProcessor,
+        Qwen2_5_VLForConditionalGeneration,
+    )
 
     frame = args.frame or save_frame_jpeg(make_frame(), args.out.parent / 'frame_1280x720.jpg')
     dtype = getattr(torch, args.dtype)

@@ -30,26 +30,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'robobrain_ros'))
 
-from robobrain_ros.testing.tiny_model import (CHAT_TEMPLATE, SPECIAL_TOKENS,  # noqa: E402
-                                              _build_tokenizer)
+from robobrain_ros.testing.tiny_model import (
+    CHAT_TEMPLATE,
+    SPECIAL_TOKENS,
+    _build_tokenizer,
+)
 
 QWEN_FIRST_SPECIAL_ID = 151643
 VOCAB = 152064
 MIN_PIXELS = 56 * 56            # 3136, as Qwen2.5-VL / RoboBrain 2.0
 MAX_PIXELS = 16384 * 28 * 28    # 12845056, RoboBrain 2.0's processor default
 
-TEXT_7B = dict(
-    vocab_size=VOCAB, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-    num_attention_heads=28, num_key_value_heads=4, hidden_act='silu', max_position_embeddings=128000,
-    rms_norm_eps=1e-6, use_sliding_window=False, sliding_window=32768, max_window_layers=28,
-    attention_dropout=0.0, initializer_range=0.02, tie_word_embeddings=False, use_cache=True,
-    rope_parameters={'rope_type': 'default', 'rope_theta': 1000000.0, 'mrope_section': [16, 24, 24]},
-)
-VISION_7B = dict(
-    depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_channels=3, hidden_act='silu',
-    out_hidden_size=3584, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-    fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, initializer_range=0.02,
-)
+TEXT_7B = {
+    'vocab_size': VOCAB, 'hidden_size': 3584, 'intermediate_size': 18944, 'num_hidden_layers': 28,
+    'num_attention_heads': 28, 'num_key_value_heads': 4, 'hidden_act': 'silu', 'max_position_embeddings': 128000,
+    'rms_norm_eps': 1e-6, 'use_sliding_window': False, 'sliding_window': 32768, 'max_window_layers': 28,
+    'attention_dropout': 0.0, 'initializer_range': 0.02, 'tie_word_embeddings': False, 'use_cache': True,
+    'rope_parameters': {'rope_type': 'default', 'rope_theta': 1000000.0, 'mrope_section': [16, 24, 24]},
+}
+VISION_7B = {
+    'depth': 32, 'hidden_size': 1280, 'intermediate_size': 3420, 'num_heads': 16, 'in_channels': 3, 'hidden_act': 'silu',
+    'out_hidden_size': 3584, 'patch_size': 14, 'spatial_merge_size': 2, 'temporal_patch_size': 2, 'window_size': 112,
+    'fullatt_block_indexes': [7, 15, 23, 31], 'tokens_per_second': 2, 'initializer_range': 0.02,
+}
 # Same structure, small sizes: for exercising the scripts on a CPU.
 TEXT_TINY = dict(TEXT_7B, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
                  num_key_value_heads=1, max_window_layers=2,
@@ -86,9 +89,15 @@ def build(out: Path, dims: str = '7b', weights: bool = False) -> dict:
     import tempfile
 
     import torch
-    from transformers import (GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                              Qwen2_5_VLProcessor, Qwen2Tokenizer, Qwen2VLImageProcessor,
-                              Qwen2VLVideoProcessor)
+    from transformers import (
+        GenerationConfig,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2Tokenizer,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,8 +114,8 @@ def build(out: Path, dims: str = '7b', weights: bool = False) -> dict:
     processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                     video_processor=video_processor, chat_template=CHAT_TEMPLATE)
     text, vision = (TEXT_7B, VISION_7B) if dims == '7b' else (TEXT_TINY, VISION_TINY)
-    special = dict(bos_token_id=ids['<|endoftext|>'], eos_token_id=ids['<|im_end|>'],
-                   pad_token_id=ids['<|endoftext|>'])
+    special = {'bos_token_id': ids['<|endoftext|>'], 'eos_token_id': ids['<|im_end|>'],
+                   'pad_token_id': ids['<|endoftext|>']}
     config = Qwen2_5_VLConfig(
         text_config=dict(text, **special), vision_config=dict(vision),
         image_token_id=ids['<|image_pad|>'], video_token_id=ids['<|video_pad|>'],

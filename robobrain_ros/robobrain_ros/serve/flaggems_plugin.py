@@ -9,6 +9,9 @@ the model. What it does, driven by the environment the serve tool sets:
   ``flaggems_ops_file``), writes that list there (the first process writes that path, later ones
   ``<path>.<pid>``). If flag_gems cannot be imported or has no backend for this machine it raises,
   so vLLM stops with that message instead of running without FlagGems.
+* ``ROBOBRAIN_FLAGGEMS_EXCLUDE`` (comma list of op names): ops FlagGems must leave to PyTorch, passed as
+  ``flag_gems.enable(unused=[...])``; the way around an op whose FlagGems kernel fails on a platform (the
+  H200 run in docs/BENCHMARKS.md crashed inside FlagGems during vLLM's start-up profiling).
 * ``ROBOBRAIN_PLUGIN_PROBE`` set: appends one JSON line (pid, process name, argv) to that file;
   tests use it to prove the plugin ran inside vLLM's processes.
 
@@ -29,6 +32,7 @@ PLUGIN_NAME = 'robobrain_flaggems'
 USE_ENV = 'USE_FLAGGEMS'
 OPS_FILE_ENV = 'ROBOBRAIN_FLAGGEMS_OPS_FILE'
 PROBE_ENV = 'ROBOBRAIN_PLUGIN_PROBE'
+EXCLUDE_ENV = 'ROBOBRAIN_FLAGGEMS_EXCLUDE'
 
 logger = logging.getLogger('robobrain_ros.flaggems')
 _done = False
@@ -78,8 +82,13 @@ def enable_flaggems() -> list[str]:
                'without FlagGems.')
         print(msg, file=sys.stderr, flush=True)
         raise FlagGemsUnavailable(msg) from None
+    excluded = [op.strip() for op in os.environ.get(EXCLUDE_ENV, '').split(',') if op.strip()]
     try:
-        flag_gems.enable()
+        if excluded:
+            flag_gems.enable(unused=excluded)
+            logger.warning('%s: ops left to PyTorch (%s): %s', PLUGIN_NAME, EXCLUDE_ENV, ', '.join(excluded))
+        else:
+            flag_gems.enable()
     except Exception as e:  # noqa: BLE001
         msg = (f'{PLUGIN_NAME}: USE_FLAGGEMS is true but flag_gems.enable() failed: '
                f'{type(e).__name__}: {e}')
