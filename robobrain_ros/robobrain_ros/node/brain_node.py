@@ -21,6 +21,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -93,7 +94,7 @@ class BrainNode(LifecycleNode):
         self._runner = GenerationRunner(ChatClient(config), v['queries.max_concurrent'], v['queries.feedback_period'])
         self._runner.start()
         colour_topic = self.resolve_topic_name(v['topics.image'] or v['topics.compressed_image'])
-        self._pipeline = QueryPipeline(self._pipeline_settings(v), self._frames, self._runner,
+        self._pipeline = QueryPipeline(parameters.pipeline_settings(v), self._frames, self._runner,
                                        now=self._now, model_name=self._model_name, colour_topic=colour_topic)
         self._task_workers = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix='robobrain-task')
         self._image_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='robobrain-annotate')
@@ -142,6 +143,8 @@ class BrainNode(LifecycleNode):
                 self.destroy_timer(entity)
             elif isinstance(entity, Subscription):
                 self.destroy_subscription(entity)
+            elif isinstance(entity, Publisher):
+                self.destroy_publisher(entity)
         self._entities.clear()
         if self._runner is not None:
             self._runner.stop()
@@ -162,11 +165,7 @@ class BrainNode(LifecycleNode):
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
         if self._pipeline is not None:
-            self._pipeline.update_settings(self._pipeline_settings(parameters.values(self)))
-
-    @staticmethod
-    def _pipeline_settings(v: dict[str, Any]):
-        return parameters.pipeline_settings(v)
+            self._pipeline.update_settings(parameters.pipeline_settings(parameters.values(self)))
 
     # ---------------------------------------------------------------- inputs
     def _create_publishers(self) -> None:
@@ -177,6 +176,8 @@ class BrainNode(LifecycleNode):
         self._annotated_pub = self.create_lifecycle_publisher(Image, '~/annotated_image', RELIABLE_LAST)
         # /diagnostics is published in every state: an inactive brain with a dead server must still say so.
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._entities.extend([*self._answer_pubs.values(), self._path_pub, self._markers_pub,
+                               self._annotated_pub, self._diagnostics_pub])
 
     def _create_subscriptions(self, v: dict[str, Any]) -> None:
         group = MutuallyExclusiveCallbackGroup()
