@@ -9,6 +9,8 @@ Everything here is also reachable without launch: `ros2 run robobrain_ros brain_
 --params-file config/brain.yaml -p server.base_urls:="['http://...']"` (the tests do exactly that).
 """
 
+from typing import List
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess
 from launch.conditions import IfCondition
@@ -51,6 +53,7 @@ def generate_launch_description() -> LaunchDescription:
         cmd=['ros2', 'run', 'robobrain_ros', 'serve', '--config', LaunchConfiguration('serve_config')],
         output='screen', condition=IfCondition(LaunchConfiguration('serve')))
 
+    # The camera topics always come from the launch arguments (their defaults are brain.yaml's).
     # A launch argument left empty must keep the params file's value, and launch_ros cannot leave a key out
     # conditionally: one Node per combination of given arguments, exactly one of which starts.
     topics = {f'topics.{name}': LaunchConfiguration(name)
@@ -61,7 +64,7 @@ def generate_launch_description() -> LaunchDescription:
             overrides = dict(topics)
             if with_url:
                 overrides['server.base_urls'] = ParameterValue(
-                    PythonExpression(["str(['", server_url, "'])"]), value_type=list[str])
+                    PythonExpression(["str(['", server_url, "'])"]), value_type=List[str])
             if with_model:
                 overrides['server.model'] = model
             started = PythonExpression([
