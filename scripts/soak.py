@@ -212,12 +212,6 @@ def main(argv: list[str] | None = None) -> int:
         if not client.wait_for_server('point', 60.0):
             print(f'the brain did not come up (log {brain.log_path})', file=sys.stderr)
             return 2
-        for _ in range(12):   # first round trip: see test/reliability_support.answering
-            try:
-                client.query('point', '', wait_timeout=5.0)
-                break
-            except TimeoutError:
-                pass
         params = brain_params(base_url)
         result = run_soak(client, brain.process.pid, args.minutes * 60.0, args.rate, args.sample, args.warmup,
                           executor_threads=params['queries.max_concurrent'] + params['queries.max_queued'] + 4,

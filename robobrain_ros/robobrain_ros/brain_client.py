@@ -130,7 +130,23 @@ class BrainClient:
         self._thread.join(timeout=2.0)
 
     def wait_for_server(self, action: str = 'point', timeout: float = 30.0) -> bool:
-        return self._clients[action].wait_for_server(timeout_sec=timeout)
+        """True once the brain's action server answers a goal from this client.
+
+        Discovery alone is not enough: right after rclpy's wait_for_server the server may not yet see this
+        client's response reader, and Fast DDS then drops the response to the first goal ('failed to send
+        response'); that goal runs, but its client never hears of it. So a goal that fails at once (an empty
+        instruction: aborted as BAD_GOAL without touching the model) is sent until one comes back.
+        """
+        end = time.monotonic() + timeout
+        if not self._clients[action].wait_for_server(timeout_sec=timeout):
+            return False
+        while time.monotonic() < end:
+            try:
+                self.send(action, self.goal(action, '')).wait(min(5.0, max(0.1, end - time.monotonic())))
+                return True
+            except TimeoutError:
+                continue
+        return False
 
     def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
              timeout: float = 0.0):
