@@ -8,13 +8,16 @@ parsed values are the raw ones mapped to the original image, frames and headers 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
 from std_msgs.msg import Header
 
 from robobrain_interfaces.action import Point
 from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
@@ -163,3 +166,24 @@ def test_bad_goals_abort_with_reasons(brain):
     bad_image = brain.query('point', 'the cup', image=broken)
     assert bad_image.status == ABORTED and bad_image.answer.info.status.code == QueryStatus.BAD_IMAGE
     assert 'step' in bad_image.answer.info.status.message
+
+
+def test_a_client_that_asks_for_the_result_late_still_gets_it(brain, ros_client):
+    # A planner (or a busy client process) may ask for the result well after the goal ended; with rclpy's
+    # default result_timeout (10 s) the server would answer STATUS_UNKNOWN and an empty result.
+    client = ActionClient(ros_client.node, Point, '/robobrain/point', **ACTION_SERVICE_PROFILES)
+    try:
+        assert client.wait_for_server(timeout_sec=30.0)
+        sent = client.send_goal_async(Point.Goal(instruction='the cup', image=goal_image()))
+        assert wait_until(sent.done, 30.0)
+        goal_handle = sent.result()
+        assert goal_handle.accepted
+        # The status topic says when the goal ended; its result is requested only 11 s after that.
+        assert wait_until(lambda: goal_handle.status == SUCCEEDED, 60.0), goal_handle.status
+        time.sleep(11.0)
+        result = goal_handle.get_result_async()
+        assert wait_until(result.done, 30.0)
+        assert result.result().status == SUCCEEDED
+        assert result.result().result.answer.info.instruction == 'the cup'
+    finally:
+        client.destroy()

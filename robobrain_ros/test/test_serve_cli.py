@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from robobrain_ros.serve.supervisor import server_cpus
 from robobrain_ros.testing import vllm_fixture
 from test_serve_command import SEED_32B_YAML
 
@@ -60,6 +61,7 @@ def test_dry_run_seed_prints_exact_command_and_env(seed_file):
                          '--block-size 128 --enforce-eager --no-enable-prefix-caching '
                          '--no-enable-chunked-prefill')
     assert '# platform: ascend' in r.stdout
+    assert '# CPUs: all (reserved_cpus: 0)' in r.stdout
     # The model path and the interpreter are for another host: warnings only.
     assert 'RoboBrain2.0-32B/ does not exist' in r.stderr
     assert '/opt/py/bin/python3' in r.stderr
@@ -211,6 +213,9 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
         assert engine, records                           # ... and the engine core process
         assert all(r['pid'] in {p for p, _ in seen} for r in records)
         assert any('EngineCore' in r['name'] or 'VLLM' in r['name'] for r in engine), engine
+        # cpu_smoke.yaml keeps one CPU for the robot: the server and its engine run on the others.
+        expected = server_cpus(1, os.sched_getaffinity(0))[0] or os.sched_getaffinity(0)
+        assert {pid: os.sched_getaffinity(pid) for pid in pids} == {pid: expected for pid in pids}
     finally:
         seen |= _descendants(proc.pid)
         proc.send_signal(signal.SIGINT)

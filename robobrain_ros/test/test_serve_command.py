@@ -7,6 +7,7 @@ import yaml
 
 from robobrain_ros.serve import command as cmd
 from robobrain_ros.serve.config import ConfigError, ServeEntry, parse
+from robobrain_ros.serve.supervisor import cpu_list, server_cpus
 
 # The seed's FlagScale file (examples/robobrain2/conf/serve/32b.yaml), verbatim.
 SEED_32B_YAML = """\
@@ -105,6 +106,8 @@ def test_env_expansion(monkeypatch):
     ({'serve': [{'engine_args': {'port': 1}}]}, ['engine_args.model']),
     ({'serve': [{'engine_args': {'model': 'm'}}], 'env': {'X': [1]}}, ['env.X']),
     ({'serve': [{'engine_args': {'model': 'm'}}], 'startup_timeout': 'soon'}, ['startup_timeout']),
+    ({'serve': [{'engine_args': {'model': 'm'}}], 'reserved_cpus': -1}, ['reserved_cpus', '-1']),
+    ({'serve': [{'engine_args': {'model': 'm'}}], 'reserved_cpus': 'one'}, ['reserved_cpus', "'one'"]),
     ('just text', ['expected a list']),
 ])
 def test_structure_errors(data, words):
@@ -155,3 +158,15 @@ def test_metrics_parser_and_fixture_errors_name_paths(tmp_path):
     missing = str(tmp_path / 'no' / 'python')
     with pytest.raises(vf.ServerSetupError, match=missing):
         vf.start_tiny_server(python=missing)
+
+
+def test_reserved_cpus_pin_the_server_to_the_others():
+    assert parse({'serve': [{'engine_args': {'model': 'm'}}]}).reserved_cpus == 0
+    assert parse({'serve': [{'engine_args': {'model': 'm'}}], 'reserved_cpus': 2}).reserved_cpus == 2
+    assert server_cpus(0, {0, 1, 2, 3}) == (None, None)
+    assert server_cpus(1, {0, 1, 2, 3}) == (frozenset({1, 2, 3}), None)
+    assert server_cpus(2, [7, 3, 5, 4]) == (frozenset({5, 7}), None)     # the lowest-numbered are kept
+    cpus, why = server_cpus(2, {0, 1})
+    assert cpus is None and 'reserved_cpus is 2' in why and 'only 2 CPUs' in why
+    assert cpu_list({0, 1, 2, 3, 6, 8, 9}) == '0-3,6,8-9'
+    assert cpu_list({5}) == '5'

@@ -100,7 +100,7 @@ class BrainNode(LifecycleNode):
         self._image_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='robobrain-annotate')
         self._create_publishers()
         self._create_subscriptions(v)
-        self._create_action_servers()
+        self._create_action_servers(v['queries.result_timeout'])
         self._entities.append(self.create_timer(1.0, self._publish_diagnostics,
                                                 callback_group=MutuallyExclusiveCallbackGroup()))
         self._entities.append(self.create_timer(v['server.health_period'], self._probe_server,
@@ -214,7 +214,7 @@ class BrainNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # ---------------------------------------------------------------- actions
-    def _create_action_servers(self) -> None:
+    def _create_action_servers(self, result_timeout: int) -> None:
         group = ReentrantCallbackGroup()
         for name, (action_type, task) in ACTIONS.items():
             self._entities.append(ActionServer(
@@ -222,7 +222,7 @@ class BrainNode(LifecycleNode):
                 execute_callback=lambda handle, t=task, a=action_type: self._execute(handle, t, a),
                 goal_callback=self._on_goal, cancel_callback=self._on_cancel,
                 handle_accepted_callback=lambda handle: handle.execute(),
-                callback_group=group, **ACTION_SERVICE_PROFILES))
+                callback_group=group, result_timeout=result_timeout, **ACTION_SERVICE_PROFILES))
 
     def _admit(self) -> str:
         """'' and a reserved slot when a new query may start, else the reason it may not."""

@@ -70,6 +70,9 @@ PARAMETERS: dict[str, Spec] = {
     'queries.max_instruction_chars': Spec(4000, 'longest instruction accepted', int_range=(1, 100000)),
     'queries.feedback_period': Spec(0.05, '[s] shortest interval between two feedback messages of a goal',
                                     read_only=True, float_range=(0.0, 10.0)),
+    'queries.result_timeout': Spec(300, '[s] how long a finished goal keeps its result for clients that ask late '
+                                   "(rclpy's default, 10 s, answers STATUS_UNKNOWN to a get-result request that a "
+                                   'busy client or network delayed past it)', read_only=True, int_range=(1, 86400)),
     'queries.default_task': Spec('pointing', 'task of instructions received on ~/task (std_msgs/String)',
                                  choices=TASK_CHOICES),
     'topics.image': Spec('image', 'sensor_msgs/Image colour topic; empty = not subscribed', read_only=True),

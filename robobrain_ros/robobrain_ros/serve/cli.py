@@ -16,7 +16,7 @@ import time
 from . import command as cmdmod
 from .config import ConfigError, ServeConfig, load, resolve_path, truthy
 from .platform import PLUGIN_NAME, choose_python, probe, resolve_platform
-from .supervisor import StartupError, Supervisor, port_in_use
+from .supervisor import StartupError, Supervisor, cpu_list, port_in_use, server_cpus
 
 PROG = 'robobrain_ros.serve'
 API_KEY_ENV = 'ROBOBRAIN_API_KEY'
@@ -92,6 +92,9 @@ class Plan:
         self.warnings += cmdmod.validate(self.entry, self.table)
         self._env()
         self.argv = cmdmod.build_command(self.entry, self.platform, self.python, self.table)
+        self.cpus, problem = server_cpus(cfg.reserved_cpus, os.sched_getaffinity(0))
+        if problem:
+            self.warnings.append(problem)
 
     def _env(self) -> None:
         add = self.env_added
@@ -142,6 +145,8 @@ class Plan:
                  f'# python: {self.python} ({self.python_origin})',
                  f'# engine_args checked against: {self.table.source}',
                  f'# health: {self.root_url}/health',
+                 f'# CPUs: {cpu_list(self.cpus) if self.cpus else "all"} '
+                 f'(reserved_cpus: {self.cfg.reserved_cpus})',
                  '# environment (added to the current one):']
         for k, v in self.env_added.items():
             shown = '***' if k == 'VLLM_API_KEY' else cmdmod.shlex.quote(v)  # never print keys
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     timeout = args.timeout or cfg.startup_timeout
     headers = {'Authorization': f'Bearer {plan.api_key}'} if plan.api_key else {}
     sup = Supervisor(plan.argv, plan.env, plan.root_url + '/health', log_path=args.log_file,
-                     headers=headers, out=_say)
+                     headers=headers, out=_say, cpus=plan.cpus)
     stop = {'sig': None}
 
     def on_signal(signum, _frame):

@@ -32,6 +32,7 @@ TOP_KEYS = {
     'env': 'environment variables for the server (mapping)',
     'api_key': "API key the server requires (vLLM's --api-key; clients send it too)",
     'startup_timeout': 'seconds to wait for /health',
+    'reserved_cpus': "CPUs kept for the robot's own processes: the server is pinned to the others (0 = all)",
     'flaggems_ops_file': 'where the FlagGems plugin records the ops it took over',
 }
 ENTRY_KEYS = {
@@ -80,6 +81,7 @@ class ServeConfig:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     api_key: str | None = None
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    reserved_cpus: int = 0
     flaggems_ops_file: str | None = None
     source: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -208,11 +210,14 @@ def parse(data: Any, source: str | None = None) -> ServeConfig:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f'{where}: startup_timeout must be a positive number of seconds, '
                           f'got {timeout!r}')
+    reserved = top.get('reserved_cpus', 0)
+    if isinstance(reserved, bool) or not isinstance(reserved, int) or reserved < 0:
+        raise ConfigError(f'{where}: reserved_cpus must be a whole number of CPUs (0 or more), got {reserved!r}')
     ops = top.get('flaggems_ops_file')
     if ops is not None and not isinstance(ops, str):
         raise ConfigError(f'{where}: flaggems_ops_file must be a path string')
     cfg = ServeConfig(entries=entries, platform=platform, python=python, env=env,
-                      api_key=api_key or None, startup_timeout=float(timeout),
+                      api_key=api_key or None, startup_timeout=float(timeout), reserved_cpus=reserved,
                       flaggems_ops_file=ops, source=source)
     for name in dict.fromkeys(missing):
         cfg.warnings.append(f'${{{name}}} is used in {where} but {name} is not set')

@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 try:  # optional: better descendant tracking
     import psutil
@@ -55,11 +55,38 @@ def _pdeathsig():
         pass
 
 
+def server_cpus(reserved: int, available: Collection[int]) -> tuple[frozenset[int] | None, str | None]:
+    """The CPUs the server is pinned to when `reserved` of the `available` ones are kept for the robot.
+
+    The lowest-numbered CPUs are kept (where the OS and the camera drivers usually run). Returns (None, None)
+    for no pinning, and (None, why) when there are not enough CPUs to keep any for the server.
+    """
+    if reserved <= 0:
+        return None, None
+    cpus = sorted(available)
+    if len(cpus) <= reserved:
+        return None, (f'reserved_cpus is {reserved} but only {len(cpus)} CPUs are available: '
+                      'the server is not pinned')
+    return frozenset(cpus[reserved:]), None
+
+
+def cpu_list(cpus: Collection[int]) -> str:
+    """'1-3,6': the form taskset -c and /sys/.../cpulist use."""
+    ranges: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if ranges and cpu == ranges[-1][1] + 1:
+            ranges[-1][1] = cpu
+        else:
+            ranges.append([cpu, cpu])
+    return ','.join(str(a) if a == b else f'{a}-{b}' for a, b in ranges)
+
+
 class Supervisor:
     def __init__(self, argv: Sequence[str], env: dict[str, str], health_url: str,
                  log_path: str | None = None, headers: dict[str, str] | None = None,
-                 out: Callable[[str], None] | None = None):
+                 out: Callable[[str], None] | None = None, cpus: Collection[int] | None = None):
         self.argv = list(argv)
+        self.cpus = frozenset(cpus) if cpus else None   # CPU affinity of the server and all it starts
         self.env = dict(env)
         self.health_url = health_url
         self.log_path = log_path
@@ -82,7 +109,13 @@ class Supervisor:
         self.proc = subprocess.Popen(
             self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=stdout,
             stderr=subprocess.STDOUT if stdout else None, start_new_session=True,
-            preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
+            preexec_fn=self._prepare_child if sys.platform.startswith('linux') else None)
+
+    def _prepare_child(self) -> None:
+        """In the child before exec: die with this process, and keep to the server's CPUs (children inherit)."""
+        _pdeathsig()
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)
 
     def poll(self) -> int | None:
         self._remember_children()

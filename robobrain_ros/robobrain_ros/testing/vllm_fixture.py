@@ -133,9 +133,12 @@ class VllmServer:
             self._supervisor.stop()
 
 
-def start_tiny_server(python: str | None = None, port: int | None = None,
-                      extra_env: dict | None = None, timeout: float = 600.0) -> VllmServer:
-    """Build the tiny model and start cpu_smoke.yaml through the serve supervisor."""
+def start_tiny_server(python: str | None = None, port: int | None = None, extra_env: dict | None = None,
+                      extra_args: list[str] | None = None, timeout: float = 600.0) -> VllmServer:
+    """Build the tiny model and start cpu_smoke.yaml through the serve supervisor.
+
+    extra_args are appended to vLLM's command line (the last of a repeated option wins).
+    """
     from robobrain_ros.serve.cli import Plan
     from robobrain_ros.serve.config import load, resolve_path
     from robobrain_ros.serve.supervisor import StartupError, Supervisor, free_port
@@ -154,13 +157,14 @@ def start_tiny_server(python: str | None = None, port: int | None = None,
     env = plan.env
     env.pop('ROBOBRAIN_PLUGIN_PROBE', None)
     env.update(extra_env or {})
+    argv = plan.argv + list(extra_args or [])
     logs = cache_dir() / 'logs'
     logs.mkdir(parents=True, exist_ok=True)
     log_path = str(logs / f'vllm_server_{port}.log')
     with open(log_path, 'w') as f:
-        f.write('$ ' + ' '.join(plan.argv) + '\n')
-    sup = Supervisor(plan.argv, env, plan.root_url + '/health', log_path=log_path,
-                     out=lambda m: print(m, file=sys.stderr, flush=True))
+        f.write('$ ' + ' '.join(argv) + '\n')
+    sup = Supervisor(argv, env, plan.root_url + '/health', log_path=log_path,
+                     out=lambda m: print(m, file=sys.stderr, flush=True), cpus=plan.cpus)
     atexit.register(sup.stop)
     t0 = time.monotonic()
     sup.start()
