@@ -85,7 +85,8 @@ def test_body_with_thinking_off(frame):
     assert body['max_tokens'] == 768 and body['temperature'] == 0.7
     assert body['stream'] is True and body['stream_options'] == {'include_usage': True}
     assert 'mm_processor_kwargs' not in body   # vLLM rejects them unless --trust-request-mm-kwargs
-    assert body['structured_outputs'] == structured_output_constraint(Task.POINTING, False, R20)
+    # RoboBrain 2.0 answers in pixels of the sent image: the constraint is bounded to its 644 x 476.
+    assert body['structured_outputs'] == structured_output_constraint(Task.POINTING, False, R20, (644, 476))
     assert built.sent_sizes == [(644, 476)] and built.original_sizes == [(640, 480)]
     assert built.task is Task.POINTING and built.thinking is False and built.model_family is R20
 
@@ -104,7 +105,7 @@ def test_body_without_thinking_switch(frame):
     assert [m['role'] for m in body['messages']] == ['user']
     assert 'continue_final_message' not in body and 'add_generation_prompt' not in body
     assert 'stream_options' not in body and body['stream'] is False
-    assert body['structured_outputs'] == structured_output_constraint(Task.GROUNDING, None, R20)
+    assert body['structured_outputs'] == structured_output_constraint(Task.GROUNDING, None, R20, (644, 476))
 
 
 def test_structured_off_and_extra_merged_last(frame):

@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 
 from robobrain_ros.protocol import ModelFamily, Task, structured_output_constraint
+from robobrain_ros.protocol.structured_outputs import int_range_pattern
 
 R20, R25 = ModelFamily.ROBOBRAIN_2_0, ModelFamily.ROBOBRAIN_2_5
 DEMO_DIR = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'robobrain2_demo'
 
 ALL_COMBINATIONS = [
-    (task, thinking, family)
+    (task, thinking, family, sent_size)
     for family in ModelFamily
     for task in Task
     for thinking in (None, False, True)
+    for sent_size in (None, (1288, 728))
     if not (family is R25 and task is Task.AFFORDANCE)
 ]
 
@@ -56,8 +58,8 @@ def _wrap(answer: str, thinking: bool | None, thought: str = 'I look at the imag
     return f'{answer}</answer>'
 
 
-def _regex(task, thinking, family) -> str:
-    constraint = structured_output_constraint(task, thinking, family)
+def _regex(task, thinking, family, sent_size=None) -> str:
+    constraint = structured_output_constraint(task, thinking, family, sent_size)
     assert set(constraint) == {'regex'}
     return constraint['regex']
 
@@ -76,6 +78,32 @@ def test_wrong_formats_are_rejected(family, task, thinking):
     pattern = re.compile(_regex(task, thinking, family))
     for answer in REJECT[(family, task)]:
         assert not pattern.fullmatch(_wrap(answer, thinking)), answer
+
+
+@pytest.mark.parametrize('maximum', [0, 7, 9, 10, 47, 99, 100, 640, 728, 999, 1000, 1288, 2000, 9999, 10000])
+def test_int_range_pattern_is_exactly_zero_to_maximum(maximum):
+    pattern = re.compile(int_range_pattern(maximum))
+    assert [n for n in range(12000) if pattern.fullmatch(str(n))] == list(range(maximum + 1))
+    for text in ('', '-1', '01', '007', '1.5', ' 1', '1 '):
+        assert not pattern.fullmatch(text), text
+
+
+def test_sent_size_bounds_robobrain_2_0_coordinates_to_the_image():
+    # The sent image is 644 x 476: x in 0..644, y in 0..476 (box edges may lie on the border).
+    point = re.compile(_regex(Task.POINTING, False, R20, (644, 476)))
+    assert point.fullmatch('[(644, 476), (0, 0), (321, 99)]</answer>')
+    for outside in ('[(645, 10)]', '[(10, 477)]', '[(1000, 10)]', '[(10, 4760)]'):
+        assert not point.fullmatch(outside + '</answer>'), outside
+    box = re.compile(_regex(Task.GROUNDING, None, R20, (644, 476)))
+    assert box.fullmatch('[0, 12, 644, 476]') and not box.fullmatch('[0, 12, 645, 476]')
+    assert not box.fullmatch('[0, 477, 10, 10]')
+    trajectory = re.compile(_regex(Task.TRAJECTORY, True, R20, (644, 476)))
+    assert trajectory.fullmatch('ok</think><answer>[[10, 20], [644, 476]]</answer>')
+    assert not trajectory.fullmatch('ok</think><answer>[[10, 20], [644, 477]]</answer>')
+    # RoboBrain 2.5 answers 0..1000 whatever the image.
+    relative = re.compile(_regex(Task.POINTING, False, R25, (644, 476)))
+    assert relative.fullmatch('[(1000, 999)]</answer>') and not relative.fullmatch('[(1001, 5)]</answer>')
+    assert _regex(Task.POINTING, False, R25) == _regex(Task.POINTING, False, R25, (644, 476))
 
 
 def test_tag_layout_per_thinking_mode():
@@ -168,9 +196,9 @@ def test_syntax_checker_catches_forbidden_constructs():
     assert not _regex_syntax_problems(r'[^<+*]{0,5}\[\(\d{1,4}\)(, x)?\]')
 
 
-@pytest.mark.parametrize(('task', 'thinking', 'family'), ALL_COMBINATIONS)
-def test_constraints_use_only_xgrammar_safe_bounded_syntax(task, thinking, family):
-    pattern = _regex(task, thinking, family)
+@pytest.mark.parametrize(('task', 'thinking', 'family', 'sent_size'), ALL_COMBINATIONS)
+def test_constraints_use_only_xgrammar_safe_bounded_syntax(task, thinking, family, sent_size):
+    pattern = _regex(task, thinking, family, sent_size)
     assert _regex_syntax_problems(pattern) == []
     re.compile(pattern)
     assert len(pattern) < 1000  # keeps server-side grammar compilation cheap

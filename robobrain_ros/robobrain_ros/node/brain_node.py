@@ -284,6 +284,9 @@ class BrainNode(LifecycleNode):
             self._publish_outputs(outcome, message)
             return action_type.Result(answer=message)
         finally:
+            # rclpy keeps the goal, request included, as long as its result (queries.result_timeout): drop
+            # the image (megabytes per goal), which nothing reads any more.
+            goal.image = Image()
             self._tokens.pop(goal_id, None)
             self._release()
 

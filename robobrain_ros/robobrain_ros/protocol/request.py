@@ -99,7 +99,9 @@ def build_request(
     if structured is None:
         structured = thinking is not True
     if structured:
-        constraint = structured_output_constraint(task, thinking, model_family)
+        # One image (every task with coordinates takes exactly one): answers are bounded to its sent size.
+        sent_size = images[0].sent_size if len(images) == 1 else None
+        constraint = structured_output_constraint(task, thinking, model_family, sent_size)
         if constraint is not None:
             body['structured_outputs'] = constraint
     if extra:

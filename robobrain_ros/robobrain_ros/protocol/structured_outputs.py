@@ -26,9 +26,34 @@ MAX_GENERAL_ANSWER_CHARS = 2000
 # that the only way out of it is the literal '</think>'.
 MAX_THINKING_CHARS = 3000
 
-# 2.0 answers in pixels of the sent image (at most a few thousand); 2.5 in 0..1000.
+# 2.0 answers in pixels of the sent image (at most a few thousand; bounded by its size when known);
+# 2.5 in 0..1000.
 _PIXEL = r'\d{1,4}'
 _DEPTH = r'\d{1,3}(\.\d{1,4})?'
+RELATIVE_MAX = 1000
+
+
+def int_range_pattern(maximum: int) -> str:
+    """Regex of the whole numbers 0..maximum written without leading zeros (e.g. 0..1288 for a 1288 px axis).
+
+    Every number with fewer digits than `maximum`, then those of its length below it (position by
+    position: same prefix, a smaller digit, any digits after), then `maximum` itself.
+    """
+    if maximum < 0:
+        raise ValueError(f'maximum must not be negative, got {maximum}')
+    top = str(maximum)
+    if len(top) == 1:
+        return f'[0-{top}]'
+    shorter = [r'\d'] + [r'[1-9]\d' + (f'{{{n - 1}}}' if n > 2 else '') for n in range(2, len(top))]
+    below = []
+    for i, digit in enumerate(top):
+        low, high = (1 if i == 0 else 0), int(digit) - 1
+        if high < low:
+            continue
+        rest = len(top) - i - 1
+        digits = str(low) if low == high else f'[{low}-{high}]'
+        below.append(top[:i] + digits + (r'\d' + (f'{{{rest}}}' if rest > 1 else '') if rest else ''))
+    return '(' + '|'.join(shorter + below + [top]) + ')'
 
 
 def _repeat_list(item: str, max_items: int) -> str:
@@ -53,33 +78,50 @@ def _numbered_list(max_steps: int, max_chars: int) -> str:
     return rf'1\. {line}{pattern}'
 
 
-def answer_pattern(task: Task, model_family: ModelFamily) -> str:
-    """Regex of the bare native answer (no tags) for this task and family."""
+def _coordinate_patterns(model_family: ModelFamily, sent_size: tuple[int, int] | None) -> tuple[str, str]:
+    """Patterns of x and y: 0..1000 for 2.5; for 2.0 the sent image's pixels when its size is known."""
+    if model_family is ModelFamily.ROBOBRAIN_2_5:
+        relative = int_range_pattern(RELATIVE_MAX)
+        return relative, relative
+    if sent_size is None:
+        return _PIXEL, _PIXEL
+    width, height = sent_size
+    return int_range_pattern(width), int_range_pattern(height)
+
+
+def answer_pattern(task: Task, model_family: ModelFamily, sent_size: tuple[int, int] | None = None) -> str:
+    """Regex of the bare native answer (no tags) for this task and family.
+
+    sent_size (width, height) of the image the model sees bounds RoboBrain 2.0's pixel coordinates to it, so
+    an answer cannot point outside the image; without it any 1-4 digit number is allowed.
+    """
     task = Task(task)
     family = ModelFamily(model_family)
     if task is Task.GENERAL:
         return rf'[^<]{{1,{MAX_GENERAL_ANSWER_CHARS}}}'
     if task is Task.PLANNING:
         return _numbered_list(MAX_PLAN_STEPS, MAX_PLAN_STEP_CHARS)
+    x, y = _coordinate_patterns(family, sent_size)
     if task in (Task.AFFORDANCE, Task.GROUNDING):
         if family is ModelFamily.ROBOBRAIN_2_5 and task is Task.AFFORDANCE:
             raise ValueError('robobrain2.5 has no affordance task')
-        return _bracket_pair(_PIXEL, _PIXEL, _PIXEL, _PIXEL)
+        return _bracket_pair(x, y, x, y)
     if task is Task.POINTING:
-        return _repeat_list(_tuple(_PIXEL, _PIXEL), MAX_POINTS)
+        return _repeat_list(_tuple(x, y), MAX_POINTS)
     if task is Task.TRAJECTORY:
         if family is ModelFamily.ROBOBRAIN_2_5:
-            return _repeat_list(_tuple(_PIXEL, _PIXEL, _DEPTH), MAX_TRAJECTORY_POINTS)
+            return _repeat_list(_tuple(x, y, _DEPTH), MAX_TRAJECTORY_POINTS)
         # The 2.0 prompt asks for [[x, y], ...] but the model also answers [(x, y), ...].
-        tuples = _repeat_list(_tuple(_PIXEL, _PIXEL), MAX_TRAJECTORY_POINTS)
-        pairs = _repeat_list(_bracket_pair(_PIXEL, _PIXEL), MAX_TRAJECTORY_POINTS)
+        tuples = _repeat_list(_tuple(x, y), MAX_TRAJECTORY_POINTS)
+        pairs = _repeat_list(_bracket_pair(x, y), MAX_TRAJECTORY_POINTS)
         return f'({tuples}|{pairs})'
     raise ValueError(f'no answer pattern for task {task!r}')
 
 
-def completion_pattern(task: Task, thinking: bool | None, model_family: ModelFamily) -> str:
+def completion_pattern(task: Task, thinking: bool | None, model_family: ModelFamily,
+                       sent_size: tuple[int, int] | None = None) -> str:
     """Regex of the whole completion: the answer wrapped as the thinking switch dictates."""
-    answer = answer_pattern(task, model_family)
+    answer = answer_pattern(task, model_family, sent_size)
     if thinking is None:
         return answer
     if thinking:
@@ -87,6 +129,10 @@ def completion_pattern(task: Task, thinking: bool | None, model_family: ModelFam
     return f'{answer}</answer>'
 
 
-def structured_output_constraint(task: Task, thinking: bool | None, model_family: ModelFamily) -> dict | None:
-    """vLLM `structured_outputs` value accepting only the native answer format, or None if none applies."""
-    return {'regex': completion_pattern(task, thinking, model_family)}
+def structured_output_constraint(task: Task, thinking: bool | None, model_family: ModelFamily,
+                                 sent_size: tuple[int, int] | None = None) -> dict | None:
+    """vLLM `structured_outputs` value accepting only the native answer format, or None if none applies.
+
+    sent_size: (width, height) of the image the model sees, which bounds RoboBrain 2.0's pixel answers.
+    """
+    return {'regex': completion_pattern(task, thinking, model_family, sent_size)}
