@@ -168,5 +168,8 @@ def test_reserved_cpus_pin_the_server_to_the_others():
     assert server_cpus(2, [7, 3, 5, 4]) == (frozenset({5, 7}), None)     # the lowest-numbered are kept
     cpus, why = server_cpus(2, {0, 1})
     assert cpus is None and 'reserved_cpus is 2' in why and 'only 2 CPUs' in why
+    cpus, why = server_cpus(1, None)   # no CPU affinity on this OS
+    assert cpus is None and 'Linux' in why
+    assert server_cpus(0, None) == (None, None)
     assert cpu_list({0, 1, 2, 3, 6, 8, 9}) == '0-3,6,8-9'
     assert cpu_list({5}) == '5'

@@ -16,7 +16,7 @@ import time
 from . import command as cmdmod
 from .config import ConfigError, ServeConfig, load, resolve_path, truthy
 from .platform import PLUGIN_NAME, choose_python, probe, resolve_platform
-from .supervisor import StartupError, Supervisor, cpu_list, port_in_use, server_cpus
+from .supervisor import StartupError, Supervisor, allowed_cpus, cpu_list, port_in_use, server_cpus
 
 PROG = 'robobrain_ros.serve'
 API_KEY_ENV = 'ROBOBRAIN_API_KEY'
@@ -92,7 +92,7 @@ class Plan:
         self.warnings += cmdmod.validate(self.entry, self.table)
         self._env()
         self.argv = cmdmod.build_command(self.entry, self.platform, self.python, self.table)
-        self.cpus, problem = server_cpus(cfg.reserved_cpus, os.sched_getaffinity(0))
+        self.cpus, problem = server_cpus(cfg.reserved_cpus, allowed_cpus())
         if problem:
             self.warnings.append(problem)
 

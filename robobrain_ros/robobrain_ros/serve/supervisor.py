@@ -55,14 +55,22 @@ def _pdeathsig():
         pass
 
 
-def server_cpus(reserved: int, available: Collection[int]) -> tuple[frozenset[int] | None, str | None]:
+def allowed_cpus() -> frozenset[int] | None:
+    """The CPUs this process may run on; None where the OS has no CPU affinity (not Linux)."""
+    getaffinity = getattr(os, 'sched_getaffinity', None)
+    return frozenset(getaffinity(0)) if getaffinity else None
+
+
+def server_cpus(reserved: int, available: Collection[int] | None) -> tuple[frozenset[int] | None, str | None]:
     """The CPUs the server is pinned to when `reserved` of the `available` ones are kept for the robot.
 
     The lowest-numbered CPUs are kept (where the OS and the camera drivers usually run). Returns (None, None)
-    for no pinning, and (None, why) when there are not enough CPUs to keep any for the server.
+    for no pinning, and (None, why) when the server cannot be pinned (too few CPUs, or no CPU affinity here).
     """
     if reserved <= 0:
         return None, None
+    if available is None:
+        return None, 'reserved_cpus needs CPU affinity (Linux): the server is not pinned'
     cpus = sorted(available)
     if len(cpus) <= reserved:
         return None, (f'reserved_cpus is {reserved} but only {len(cpus)} CPUs are available: '
