@@ -14,6 +14,18 @@ fi
 source "$_rb_root/install/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+# Camera frames of any size between processes on this host: shared memory sized for 4K frames (Fast DDS's
+# defaults send a frame as UDP fragments and lose most of them). A profile the user already chose wins.
+_rb_profile="${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_rb_root/robobrain_ros/config/fastdds_large_frames.xml}}"
+export FASTDDS_DEFAULT_PROFILES_FILE="$_rb_profile"
+# Fast DDS 2 (Humble, Jazzy: libfastrtps) reads only the older name; under Fast DDS 3 it would earn every process
+# a deprecation warning, so it is set only where Fast DDS 2 is installed.
+for _rb_prefix in ${AMENT_PREFIX_PATH//:/ }; do
+  if compgen -G "$_rb_prefix/lib/libfastrtps.so*" >/dev/null; then
+    export FASTRTPS_DEFAULT_PROFILES_FILE="$_rb_profile"
+    break
+  fi
+done
 export ROBOBRAIN_VLLM_PYTHON="${ROBOBRAIN_VLLM_PYTHON:-$_rb_root/.venv/vllm/bin/python}"
 [ "$_rb_nounset" = 1 ] && set -u
-unset _rb_root _rb_nounset
+unset _rb_root _rb_nounset _rb_profile _rb_prefix

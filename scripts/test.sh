@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# Installs what is needed (scripts/setup.sh) and runs the whole test suite: unit tests of the protocol and
-# serve layers, and process-level tests of the brain node against a real vLLM (CPU) server with a tiny model.
-# Extra arguments go to pytest (e.g. scripts/test.sh -k point -x).
+# Installs what is needed (scripts/setup.sh) and runs the whole test suite on every CI leg:
+#   py310   Humble's Python 3.10 + aiohttp 3.8.1 (Jazzy's cp310 wheels stand in for rclpy: there are no Humble
+#           wheels): the package imports, the tests that need no vLLM server nor node process pass
+#   jazzy   ROS 2 Jazzy wheels + Python 3.12 + aiohttp 3.9.1: the node's action tests and those same tests
+#   kilted  ROS 2 Kilted wheels + Python 3.11: everything (unit tests, and process-level tests of the brain
+#           node against a real vLLM (CPU) server with a tiny model)
+# (scripts/test_leg.sh says what each leg runs.) Every leg runs even when one before it failed; the exit
+# status fails when any leg failed, and the output ends with each leg's pytest summary line.
+# A leg whose Python is missing fails under CI=true and is reported as skipped otherwise.
+# Extra arguments go to every leg's pytest (e.g. scripts/test.sh -k point -x); ROBOBRAIN_LEGS picks legs
+# (e.g. ROBOBRAIN_LEGS=kilted scripts/test.sh -k point).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-# shellcheck disable=SC1091
-source scripts/env.sh
-# A DDS domain of this run's own, so two runs on one machine (or a robot on the network) never meet.
+read -r -a legs <<<"${ROBOBRAIN_LEGS:-py310 jazzy kilted}"
+# One DDS domain for the run (the legs run one after the other), chosen once so every leg reports it.
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( 10 + RANDOM % 90 ))}"
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-export ROBOBRAIN_CACHE_DIR="${ROBOBRAIN_CACHE_DIR:-$ROOT/.cache}"
-echo "== running the tests (ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
-set +e
-python -m pytest robobrain_ros/test -p no:cacheprovider "$@"
-status=$?
-set -e
-if [ "$status" = 5 ]; then echo "no test ran: that is a failure" >&2; exit 1; fi
-exit "$status"
+mkdir -p log/legs
+declare -A outcome
+failed=0
+for leg in "${legs[@]}"; do
+  printf '\n######## leg %s ########\n' "$leg"
+  start=$SECONDS
+  set +e
+  bash scripts/test_leg.sh "$leg" "$@" 2>&1 | tee "log/legs/$leg.txt"
+  status=${PIPESTATUS[0]}
+  set -e
+  case "$status" in
+    0) outcome[$leg]="passed" ;;
+    3) outcome[$leg]="skipped ($(grep -m1 '^SKIPPED: ' "log/legs/$leg.txt" | cut -c10- | sed 's/\.$//'))" ;;
+    *) outcome[$leg]="FAILED (exit $status)"; failed=1 ;;
+  esac
+  outcome[$leg]+=", $(( SECONDS - start )) s"
+done
+printf '\n######## summary of the legs (full output in log/legs/) ########\n'
+for leg in "${legs[@]}"; do
+  versions="$(grep -m1 '^== leg ' "log/legs/$leg.txt" | sed 's/^== leg [^:]*: //; s/ (ROS_DOMAIN_ID=.*//' || true)"
+  echo "leg $leg${versions:+ ($versions)}: ${outcome[$leg]}"
+  # The leg's pytest summary line as pytest printed it.
+  grep -E '^=+ .*(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' "log/legs/$leg.txt" | tail -1 || true
+done
+exit "$failed"

@@ -6,27 +6,34 @@
 
 It spins its own node on a background executor thread, so calls can block and several goals can run at
 once (`send` returns a handle; `query` waits). Also a command line:
-`ros2 run robobrain_ros brain_query point "the mug handle" [--image file.jpg]`.
+`ros2 run robobrain_ros brain_query point "the mug handle" [--image file.jpg] [--json]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
+from rclpy.action.client import ClientGoalHandle
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 from robobrain_interfaces.action import Affordance, Ask, Ground, Plan, Point, Trajectory
+from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
+from robobrain_ros.answer_format import REJECTED_REASON, message_to_data, summary_lines
+from unique_identifier_msgs.msg import UUID
 
 ACTION_TYPES: dict[str, type] = {
     'point': Point, 'affordance': Affordance, 'trajectory': Trajectory,
@@ -130,22 +137,27 @@ class BrainClient:
         self._thread.join(timeout=2.0)
 
     def wait_for_server(self, action: str = 'point', timeout: float = 30.0) -> bool:
-        """True once the brain's action server answers a goal from this client.
+        """True once the brain's action server answers this client; touches no goal and nothing robots see.
 
         Discovery alone is not enough: right after rclpy's wait_for_server the server may not yet see this
-        client's response reader, and Fast DDS then drops the response to the first goal ('failed to send
-        response'); that goal runs, but its client never hears of it. So a goal that fails at once (an empty
-        instruction: aborted as BAD_GOAL without touching the model) is sent until one comes back.
+        client's response readers, and Fast DDS then drops the response to the first goal ('failed to send
+        response'); that goal runs, but its client never hears of it. So a cancel request for a random goal id
+        (no goal has it: the server answers ERROR_UNKNOWN_GOAL_ID, calls no callback and logs nothing) is sent
+        until one answer comes back. The server creates and announces the goal, cancel and result services together,
+        so once its cancel answers reach this client, its goal answers do too (a probe goal would do the same, but
+        it would overwrite the latched answer topic, count an abort and set the node's "last error").
         """
         end = time.monotonic() + timeout
-        if not self._clients[action].wait_for_server(timeout_sec=timeout):
+        client = self._clients[action]
+        if not client.wait_for_server(timeout_sec=timeout):
             return False
         while time.monotonic() < end:
-            try:
-                self.send(action, self.goal(action, '')).wait(min(5.0, max(0.1, end - time.monotonic())))
+            answered = threading.Event()
+            # uuid4 is never all zeros (which would mean "cancel every goal").
+            nobody = ClientGoalHandle(client, UUID(uuid=list(uuid.uuid4().bytes)), None)
+            client._cancel_goal_async(nobody).add_done_callback(lambda _future: answered.set())
+            if answered.wait(min(2.0, max(0.1, end - time.monotonic()))):
                 return True
-            except TimeoutError:
-                continue
         return False
 
     def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
@@ -190,7 +202,35 @@ class BrainClient:
         return self.send(action, self.goal(action, instruction, **goal_fields)).wait(wait_timeout)
 
 
+def _image_goal_field(path: str):
+    """An image file as a sensor_msgs/Image for a goal (frame_id empty: it comes from no camera)."""
+    import cv2
+
+    from robobrain_ros.node.image_conversion import rgb_to_image_msg
+    from std_msgs.msg import Header
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    return rgb_to_image_msg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), Header())
+
+
+def print_outcome(outcome: GoalOutcome, action: str, brain: str, as_json: bool) -> None:
+    """The outcome on stdout: readable lines, or one JSON object with --json."""
+    if as_json:
+        print(json.dumps({'action': action, 'brain': brain, 'outcome': outcome.status_name,
+                          'reason': None if outcome.accepted else REJECTED_REASON.format(brain=brain),
+                          'seconds': round(outcome.seconds, 4), 'answer': message_to_data(outcome.answer)},
+                         indent=1))
+    elif not outcome.accepted:
+        print(f'rejected by {brain}/{action} after {outcome.seconds:.2f} s: ' + REJECTED_REASON.format(brain=brain))
+    elif outcome.answer is None:
+        print(f'{outcome.status_name} in {outcome.seconds:.2f} s, without an answer')
+    else:
+        print('\n'.join(summary_lines(outcome.status_name, outcome.seconds, outcome.answer, QueryStatus)))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """brain_query: exit 0 succeeded, 1 aborted/canceled/rejected, 2 no action server, 130 interrupted."""
     parser = argparse.ArgumentParser(description='Send one goal to the robobrain node and print the answer.')
     parser.add_argument('action', choices=sorted(ACTION_TYPES))
     parser.add_argument('instruction')
@@ -198,25 +238,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--brain', default='/robobrain', help='the brain node (default /robobrain)')
     parser.add_argument('--thinking', choices=['default', 'off', 'on'], default='default')
     parser.add_argument('--timeout', type=float, default=0.0, help='[s] goal timeout (0 = node default)')
-    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv if argv is not None else sys.argv)[1:])
+    parser.add_argument('--json', action='store_true', help='print the whole outcome as one JSON object')
+    argv = list(argv if argv is not None else sys.argv)
+    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     image = None
     if args.image:
-        import cv2
-
-        from robobrain_ros.node.image_conversion import rgb_to_image_msg
-        from std_msgs.msg import Header
-        bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
-        if bgr is None:
+        image = _image_goal_field(args.image)
+        if image is None:
             parser.error(f'cannot read image {args.image}')
-        image = rgb_to_image_msg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), Header(frame_id='camera_optical_frame'))
     thinking = {'default': 0, 'off': 1, 'on': 2}[args.thinking]
-    with BrainClient(args.brain) as brain:
+    # Ctrl-C must reach this code (to cancel the goal), so rclpy installs no signal handler: its handler would
+    # shut the context down first, and the cancel could not be sent.
+    context = Context()
+    rclpy.init(args=argv, context=context, signal_handler_options=SignalHandlerOptions.NO)
+    # A unique node name: two brain_query at once must not be two nodes of one name.
+    brain = BrainClient(args.brain, node_name=f'brain_query_{uuid.uuid4().hex[:8]}', context=context)
+    handle = None
+    try:
         if not brain.wait_for_server(args.action, 30.0):
-            print(f'no action server at {args.brain}/{args.action}', file=sys.stderr)
+            print(f'no action server at {args.brain}/{args.action} (is the node running, in this '
+                  'ROS_DOMAIN_ID?)', file=sys.stderr)
             return 2
-        outcome = brain.query(args.action, args.instruction, image=image, thinking=thinking, timeout=args.timeout)
-    print(f'{outcome.status_name} in {outcome.seconds:.2f} s')
-    print(outcome.answer)
+        handle = brain.send(args.action, brain.goal(args.action, args.instruction, image=image, thinking=thinking,
+                                                    timeout=args.timeout))
+        if handle.wait_accepted():
+            print(f'goal accepted by {args.brain}/{args.action}; waiting for the answer (Ctrl-C cancels it)',
+                  file=sys.stderr, flush=True)
+        outcome = handle.wait()
+    except KeyboardInterrupt:
+        if handle is None:
+            return 130
+        print('interrupted: canceling the goal', file=sys.stderr, flush=True)
+        handle.cancel()
+        try:
+            outcome = handle.wait(10.0)
+        except (TimeoutError, KeyboardInterrupt):
+            print('no answer to the cancel within 10 s', file=sys.stderr)
+            return 130
+        print_outcome(outcome, args.action, args.brain, args.json)
+        return 130
+    finally:
+        brain.close()
+        rclpy.try_shutdown(context=context)
+    print_outcome(outcome, args.action, args.brain, args.json)
     return 0 if outcome.status == GoalStatus.STATUS_SUCCEEDED else 1
 
 

@@ -1,12 +1,15 @@
 """ROS image messages -> pixels: every supported encoding, padded rows, byte order, 16-bit depth, bad input."""
 
+import struct
+import zlib
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
-from robobrain_ros.node.image_conversion import (ImageConversionError, compressed_to_rgb, depth_to_array,
+from robobrain_ros.node.image_conversion import (MAX_COMPRESSED_PIXELS, ImageConversionError,
+                                                 compressed_image_size, compressed_to_rgb, depth_to_array,
                                                  image_to_rgb)
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 3
@@ -90,3 +93,50 @@ def test_compressed_jpeg_and_png():
 def test_corrupt_compressed_images_say_why(data):
     with pytest.raises(ImageConversionError, match='empty compressed image|could not decode'):
         compressed_to_rgb(SimpleNamespace(format='jpeg', data=data))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header (signature, IHDR with correct CRC) claiming width x height, and one tiny IDAT.
+
+    A few hundred bytes: what an attacker (or a broken driver) can put on the camera topic.
+    """
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
+    ihdr = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)   # 8-bit RGB
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b'\x00' * 64))
+            + chunk(b'IEND', b''))
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A real JPEG whose start-of-frame segment is rewritten to claim width x height."""
+    data = bytearray(cv2.imencode('.jpg', RGB)[1].tobytes())
+    sof = data.index(b'\xff\xc0')
+    data[sof + 5:sof + 9] = struct.pack('>HH', height, width)
+    return bytes(data)
+
+
+def test_compressed_size_is_read_from_the_header():
+    bgr = cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR)
+    for ext in ('.png', '.jpg'):
+        assert compressed_image_size(cv2.imencode(ext, bgr)[1].tobytes()) == (5, 4)
+    progressive = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert compressed_image_size(progressive) == (5, 4)
+    assert compressed_image_size(png_claiming(30000, 30000)) == (30000, 30000)
+    assert compressed_image_size(b'GIF89a') is None
+
+
+@pytest.mark.parametrize('data', [png_claiming(30000, 30000), png_claiming(8193, 8192),
+                                  jpeg_claiming(30000, 30000), jpeg_claiming(65000, 65000)])
+def test_compressed_image_claiming_a_huge_size_is_refused_before_decoding(data):
+    # 30000x30000 is under OpenCV's own limit (2^30 px): before this check, the 700-byte JPEG decoded to a
+    # 30000x30000 image (5.3 GB peak RSS for one message).
+    assert MAX_COMPRESSED_PIXELS == 8192 * 8192
+    with pytest.raises(ImageConversionError, match='larger than the limit of 67108864 pixels'):
+        compressed_to_rgb(SimpleNamespace(format='png', data=data))
+
+
+def test_compressed_pixel_limit_given_by_the_caller():
+    png = SimpleNamespace(format='png', data=cv2.imencode('.png', RGB)[1].tobytes())
+    with pytest.raises(ImageConversionError, match='5x4 pixels is larger than the limit of 19 pixels'):
+        compressed_to_rgb(png, max_pixels=19)
+    assert compressed_to_rgb(png, max_pixels=20).shape == (4, 5, 3)

@@ -47,3 +47,19 @@ def test_extra_body_must_be_a_json_object(text, error):
     with pytest.raises(ValueError, match=error):
         parse_extra_body(text)
     assert parse_extra_body('{"top_p": 0.9}') == {'top_p': 0.9}
+
+
+def test_a_budget_whose_minimum_exceeds_its_maximum_is_refused_as_a_whole():
+    from robobrain_ros.node.parameters import check_settings
+    values = {name: spec.default for name, spec in PARAMETERS.items()}
+    values['model.max_pixels'] = 200704
+    assert check_settings(values) == ''
+    values['model.min_pixels'] = 300000        # each value inside its own range, the pair impossible
+    assert 'min_pixels' in check_settings(values)
+
+
+def test_a_choice_outside_its_list_is_refused():
+    from robobrain_ros.node.parameters import check_settings
+    values = {name: spec.default for name, spec in PARAMETERS.items()}
+    values['model.size'] = '13b'
+    assert 'model.size must be one of' in check_settings(values)

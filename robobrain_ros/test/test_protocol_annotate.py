@@ -99,3 +99,35 @@ def test_input_is_untouched_and_output_deterministic(image):
 def test_rejects_non_rgb_input(bad):
     with pytest.raises(ValueError):
         draw_annotations(bad, Answer(Task.GENERAL, raw=''), 't')
+
+
+def test_a_long_title_is_shortened_with_a_logarithmic_number_of_measurements(monkeypatch):
+    import cv2
+    from robobrain_ros.protocol import annotate as annotate_module
+    calls = []
+    real = cv2.getTextSize
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(annotate_module.cv2, 'getTextSize', counting)
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    annotate_module.draw_annotations(rgb, Answer(task=Task.GENERAL, raw='x', answer='x'), 'pick ' * 4000)
+    # Shortening one character at a time measured the text about 5000 times for this 20000-character title.
+    assert len(calls) < 40, len(calls)
+
+
+def test_the_shortened_title_is_the_longest_prefix_that_fits():
+    import cv2
+    from robobrain_ros.protocol.annotate import _FONT, _fit_text
+    text, scale, width = 'point at the red handle of the mug on the left', 0.5, 150
+
+    def fits(candidate: str) -> bool:
+        return cv2.getTextSize(candidate, _FONT, scale, 1)[0][0] <= width
+
+    fitted = _fit_text(text, scale, width)
+    assert fitted.endswith('...') and fits(fitted)
+    prefix = fitted[:-3]
+    assert text.startswith(prefix) and not fits(text[:len(prefix) + 1] + '...')
+    assert _fit_text('short', scale, width) == 'short'

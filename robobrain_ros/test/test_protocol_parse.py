@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robobrain_ros.protocol import ModelFamily, PixelBox, PixelPoint, PlanStep, Task, parse_completion
+from robobrain_ros.protocol import (ModelFamily, ModelSize, ModelSpec, PixelBox, PixelPoint, PlanStep, Task,
+                                    parse_completion)
 
 R20, R25 = ModelFamily.ROBOBRAIN_2_0, ModelFamily.ROBOBRAIN_2_5
 DEMO_DIR = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'robobrain2_demo'
@@ -173,6 +174,36 @@ def test_missing_structure_is_an_error_quoting_the_answer(task, what):
     assert answer.answer == 'I cannot see any mug on the table'
 
 
+@pytest.mark.parametrize('task', [Task.POINTING, Task.TRAJECTORY, Task.AFFORDANCE, Task.GROUNDING])
+@pytest.mark.parametrize(('completion', 'thinking'), [('[]</answer>', False), ('[]', None), ('[ ]', None),
+                                                      ('<answer>[]</answer>', None),
+                                                      ('none here</think><answer>[]</answer>', True)])
+def test_an_empty_list_is_nothing_found_not_an_error(task, completion, thinking):
+    # Finding (issue 11): there was no way to say "nothing found"; an empty answer was a parse error.
+    answer = parse_completion(task, completion, thinking, (640, 480), (640, 480), R20)
+    assert answer.ok, answer.error
+    assert answer.not_found is True
+    assert answer.points == [] and answer.box is None
+
+
+def test_found_answers_are_not_not_found():
+    assert parse_completion(Task.POINTING, '[(1, 2)]', None, (640, 480), (640, 480), R20).not_found is False
+    assert parse_completion(Task.GROUNDING, '[1, 2, 3, 4]', None, (640, 480), (640, 480), R20).not_found is False
+    assert parse_completion(Task.POINTING, 'no mug', None, (640, 480), (640, 480), R20).not_found is False
+
+
+@pytest.mark.parametrize('spec', [ModelSpec(R25, ModelSize.B8, 'name'), ModelSpec(R20, ModelSize.B3, 'name')],
+                         ids=['2.5-8b', '2.0-3b'])
+def test_models_without_a_thinking_prefill_answer_bare_even_with_thinking_on(spec):
+    # No prefill went out (build_request with the same spec), so the completion is not thinking cut short.
+    answer = parse_completion(Task.POINTING, '[(500, 250)]', True, (1000, 1000), (1000, 1000), spec)
+    assert answer.ok, answer.error
+    assert len(answer.points) == 1
+    # A model that thinks on its own and is cut short is still recognised.
+    cut = parse_completion(Task.POINTING, '<think>the mug is at (1, 2)', True, (1000, 1000), (1000, 1000), spec)
+    assert cut.error == STILL_THINKING
+
+
 def test_error_excerpt_is_short():
     answer = parse_completion(Task.POINTING, 'word ' * 200, None, (640, 480), (640, 480), R20)
     assert len(answer.error) < 200 and answer.error.endswith("...'")
@@ -274,7 +305,9 @@ def test_parse_completion_never_raises(task, family, thinking, text, sent, origi
     for point in answer.points:
         assert math.isfinite(point.x) and math.isfinite(point.y)
         assert 0 <= point.x <= original[0] and 0 <= point.y <= original[1]
+    if answer.not_found:
+        assert answer.ok and not answer.points and answer.box is None
     if answer.ok and task in (Task.POINTING, Task.TRAJECTORY):
-        assert answer.points
-    if answer.ok and task in (Task.AFFORDANCE, Task.GROUNDING):
+        assert answer.points or answer.not_found
+    if answer.ok and task in (Task.AFFORDANCE, Task.GROUNDING) and not answer.not_found:
         assert answer.box is not None and answer.box.x_min <= answer.box.x_max and answer.box.y_min <= answer.box.y_max

@@ -1,4 +1,4 @@
-"""build_request, the prompt table and model-family resolution."""
+"""build_request, the prompt table, thinking prefills per model and model detection."""
 
 import re
 from pathlib import Path
@@ -8,18 +8,27 @@ import pytest
 
 from robobrain_ros.protocol import (
     PROMPT_TEMPLATES,
+    ConstraintDialect,
     ImageBudget,
     ModelFamily,
+    ModelSize,
+    ModelSpec,
     Task,
+    assistant_prefill,
     build_request,
+    constraint_fields,
+    detect_model,
     prepare_image,
     render_prompt,
-    resolve_model_family,
-    structured_output_constraint,
+    resolve_model,
 )
 
 ROBOBRAIN_MD = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'ROBOBRAIN.md'
 R20, R25 = ModelFamily.ROBOBRAIN_2_0, ModelFamily.ROBOBRAIN_2_5
+SPEC_2_0_3B = ModelSpec(R20, ModelSize.B3, 'name')
+SPEC_2_0_7B = ModelSpec(R20, ModelSize.B7, 'name')
+SPEC_2_0_32B = ModelSpec(R20, ModelSize.B32, 'name')
+SPEC_2_5_8B = ModelSpec(R25, ModelSize.B8, 'name')
 
 
 @pytest.fixture(scope='module')
@@ -86,18 +95,30 @@ def test_body_with_thinking_off(frame):
     assert body['stream'] is True and body['stream_options'] == {'include_usage': True}
     assert 'mm_processor_kwargs' not in body   # vLLM rejects them unless --trust-request-mm-kwargs
     # RoboBrain 2.0 answers in pixels of the sent image: the constraint is bounded to its 644 x 476.
-    assert body['structured_outputs'] == structured_output_constraint(Task.POINTING, False, R20, (644, 476))
+    assert body['structured_outputs'] == constraint_fields(Task.POINTING, False, R20, (644, 476))['structured_outputs']
     assert built.sent_sizes == [(644, 476)] and built.original_sizes == [(640, 480)]
     assert built.task is Task.POINTING and built.thinking is False and built.model_family is R20
+    assert built.constraint is ConstraintDialect.STRUCTURED_OUTPUTS and built.prefill == '<think></think><answer>'
 
 
-def test_body_with_thinking_on_has_no_constraint_by_default(frame):
-    body = build_request(Task.TRAJECTORY, 'reach', [frame], True, R20, model='rb').body
-    assert body['messages'][-1] == {'role': 'assistant', 'content': '<think>'}
-    assert 'structured_outputs' not in body
-    forced = build_request(Task.TRAJECTORY, 'reach', [frame], True, R20, model='rb', structured=True).body
-    assert forced['structured_outputs']['regex'].endswith('</answer>')
-    assert forced['structured_outputs']['regex'].startswith('[^<]')
+@pytest.mark.parametrize('dialect', list(ConstraintDialect))
+def test_thinking_on_sends_no_constraint_in_any_dialect(frame, dialect):
+    # Finding (issue 11): the node asked for structured outputs with thinking on, and the regex bounded the
+    # thinking text. No argument of build_request can put a constraint on a thinking completion.
+    built = build_request(Task.TRAJECTORY, 'reach', [frame], True, R20, model='rb', constraint=dialect)
+    assert built.body['messages'][-1] == {'role': 'assistant', 'content': '<think>'}
+    assert not {'structured_outputs', 'guided_regex', 'guided_json'} & set(built.body)
+    assert built.constraint is ConstraintDialect.NONE and built.prefill == '<think>'
+
+
+def test_constraint_dialects_put_the_same_regex_in_their_own_field(frame):
+    structured = build_request(Task.POINTING, 'x', [frame], False, R20, model='rb')
+    guided = build_request(Task.POINTING, 'x', [frame], False, R20, model='rb',
+                           constraint=ConstraintDialect.GUIDED_REGEX)
+    none = build_request(Task.POINTING, 'x', [frame], False, R20, model='rb', constraint=ConstraintDialect.NONE)
+    assert guided.body['guided_regex'] == structured.body['structured_outputs']['regex']
+    assert 'structured_outputs' not in guided.body and guided.constraint is ConstraintDialect.GUIDED_REGEX
+    assert not {'structured_outputs', 'guided_regex'} & set(none.body) and none.constraint is ConstraintDialect.NONE
 
 
 def test_body_without_thinking_switch(frame):
@@ -105,12 +126,12 @@ def test_body_without_thinking_switch(frame):
     assert [m['role'] for m in body['messages']] == ['user']
     assert 'continue_final_message' not in body and 'add_generation_prompt' not in body
     assert 'stream_options' not in body and body['stream'] is False
-    assert body['structured_outputs'] == structured_output_constraint(Task.GROUNDING, None, R20, (644, 476))
+    assert body['structured_outputs'] == constraint_fields(Task.GROUNDING, None, R20, (644, 476))['structured_outputs']
 
 
-def test_structured_off_and_extra_merged_last(frame):
+def test_constraint_off_and_extra_merged_last(frame):
     body = build_request(
-        Task.POINTING, 'x', [frame], False, R20, model='rb', structured=False,
+        Task.POINTING, 'x', [frame], False, R20, model='rb', constraint=ConstraintDialect.NONE,
         max_tokens=64, temperature=0.0, extra={'min_tokens': 3, 'temperature': 0.1},
     ).body
     assert 'structured_outputs' not in body
@@ -162,10 +183,66 @@ def test_bad_sampling_settings_are_rejected(frame):
         build_request(Task.GENERAL, 'x', [], None, R20, model='rb', temperature=-1)
 
 
-def test_resolve_model_family():
-    assert resolve_model_family('robobrain2.0', 'BAAI/RoboBrain2.5-8B-NV') is R20
-    assert resolve_model_family('robobrain2.5', 'BAAI/RoboBrain2.0-7B') is R25
-    assert resolve_model_family('auto', 'BAAI/RoboBrain2.5-8B-NV') is R25
-    assert resolve_model_family('auto', 'BAAI/RoboBrain2.0-7B') is R20
+@pytest.mark.parametrize(('name', 'family', 'size'), [
+    ('BAAI/RoboBrain2.0-7B', R20, ModelSize.B7),
+    ('RoboBrain2.0-32B', R20, ModelSize.B32),
+    ('/models/BAAI/RoboBrain2.0-3B/', R20, ModelSize.B3),
+    ('RoboBrain2.0-32B-ascend-flagos', R20, ModelSize.B32),
+    ('robobrain2.5-8b', R25, ModelSize.B8),
+    ('BAAI/RoboBrain2.5-8B-NV', R25, ModelSize.B8),
+    ('BAAI/RoboBrain2.5-4B', R25, ModelSize.B4),
+    ('RoboBrain2.0-5B', R20, ModelSize.UNKNOWN),
+])
+def test_robobrain_names_are_detected(name, family, size):
+    assert detect_model(name) == ModelSpec(family, size, 'name')
+
+
+@pytest.mark.parametrize('name', ['Qwen2.5-VL-7B-Instruct', 'Qwen/Qwen2.5-VL-3B-Instruct', 'robobrain-tiny',
+                                  'robobrain2.5', 'RoboBrain2.0', 'my-robobrain2.5-8b', 'RoboBrain2.5-8B/extra', ''])
+def test_other_names_are_not_detected(name):
+    assert detect_model(name) is None
+
+
+def test_a_qwen_2_5_name_is_not_read_as_robobrain_2_5():
+    # Finding (issue 11): any name containing '2.5' gave RoboBrain 2.5's 0..1000 convention; a server serving
+    # Qwen2.5-VL (pixels, like RoboBrain 2.0) had every point moved.
+    assert resolve_model('auto', 'auto', 'Qwen2.5-VL-7B-Instruct') == ModelSpec(R20, ModelSize.UNKNOWN, 'default')
+    assert resolve_model('auto', 'auto', 'Qwen/Qwen2.5-VL-32B-Instruct').family is R20
+
+
+def test_resolve_model_parameters_override_the_name():
+    assert resolve_model('auto', 'auto', 'BAAI/RoboBrain2.0-7B') == SPEC_2_0_7B
+    assert resolve_model('auto', 'auto', 'BAAI/RoboBrain2.5-8B-NV') == SPEC_2_5_8B
+    assert resolve_model('robobrain2.0', 'auto', 'BAAI/RoboBrain2.5-8B-NV') == ModelSpec(R20, ModelSize.B8, 'parameter')
+    assert resolve_model('robobrain2.5', '32b', 'BAAI/RoboBrain2.0-7B') == ModelSpec(R25, ModelSize.B32, 'parameter')
+    assert resolve_model('auto', '3b', 'robobrain-tiny') == ModelSpec(R20, ModelSize.B3, 'parameter')
+    assert resolve_model('auto', 'auto', 'robobrain-tiny') == ModelSpec(R20, ModelSize.UNKNOWN, 'default')
     with pytest.raises(ValueError, match='must be one of'):
-        resolve_model_family('robobrain3', 'x')
+        resolve_model('robobrain3', 'auto', 'x')
+    with pytest.raises(ValueError, match='must be one of'):
+        resolve_model('auto', 'unknown', 'x')
+    with pytest.raises(ValueError, match='must be one of'):
+        resolve_model('auto', '13b', 'x')
+
+
+@pytest.mark.parametrize(('spec', 'off', 'on'), [
+    (SPEC_2_0_7B, '<think></think><answer>', '<think>'),
+    (SPEC_2_0_32B, '<think></think><answer>', '<think>'),
+    (ModelSpec(R20, ModelSize.UNKNOWN, 'default'), '<think></think><answer>', '<think>'),
+    (SPEC_2_0_3B, None, None),
+    (SPEC_2_5_8B, None, None),
+    (ModelSpec(R25, ModelSize.UNKNOWN, 'parameter'), None, None),
+])
+def test_thinking_prefill_per_model_as_the_official_scripts(spec, off, on):
+    assert assistant_prefill(False, spec) == off
+    assert assistant_prefill(True, spec) == on
+    assert assistant_prefill(None, spec) is None
+
+
+@pytest.mark.parametrize('thinking', [False, True])
+@pytest.mark.parametrize('spec', [SPEC_2_5_8B, SPEC_2_0_3B, R25], ids=['2.5-8b', '2.0-3b', '2.5-family'])
+def test_robobrain_2_5_and_3b_get_nothing_after_the_assistant_header(frame, spec, thinking):
+    # Finding (issue 11): RoboBrain 2.5 and 3B models were sent 2.0's '<think></think><answer>'.
+    built = build_request(Task.POINTING, 'the mug', [frame], thinking, spec, model='rb')
+    assert [m['role'] for m in built.body['messages']] == ['user']
+    assert 'continue_final_message' not in built.body and built.prefill is None

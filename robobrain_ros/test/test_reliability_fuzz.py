@@ -24,7 +24,7 @@ from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig
 from robobrain_ros.client.generation import Generation
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.markers import answer_markers
-from robobrain_ros.node.query_pipeline import QueryOutcome, QueryRequest
+from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryRequest
 from robobrain_ros.protocol import (CameraIntrinsics, ModelFamily, PixelPoint, Task, draw_annotations, lift_to_3d,
                                     parse_completion)
 
@@ -50,7 +50,9 @@ def test_any_completion_becomes_a_valid_result_message(task, family, thinking, t
                            generation=Generation(text=text, tokens=3), answer=answer, original_size=original,
                            sent_size=sent, model_family=family.value, thinking=thinking)
     if answer.error:
-        outcome.fail(QueryStatus.PARSE_ERROR, answer.error)
+        outcome.fail(QueryCode.PARSE_ERROR, answer.error)
+    elif answer.not_found:
+        outcome.fail(QueryCode.NOT_FOUND, 'nothing found')
     points = list(answer.points) or ([PixelPoint((answer.box.x_min + answer.box.x_max) / 2, answer.box.y_min)]
                                      if answer.box else [])
     if points:
@@ -59,7 +61,8 @@ def test_any_completion_becomes_a_valid_result_message(task, family, thinking, t
                                     small, CameraIntrinsics.from_k([5, 0, 4, 0, 5, 4, 0, 0, 1], 8, 8), 1.0, 3)
     message = answer_message(outcome)
     assert message.info.raw_completion == text
-    assert message.info.status.code == (QueryStatus.PARSE_ERROR if answer.error else QueryStatus.OK)
+    assert message.info.status.code == (QueryStatus.PARSE_ERROR if answer.error else
+                                        QueryStatus.NOT_FOUND if answer.not_found else QueryStatus.OK)
     for point in getattr(message, 'points', []):
         assert 0 <= point.x <= original[0] and 0 <= point.y <= original[1]
     for lifted in getattr(message, 'points_3d', []):

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -169,7 +170,10 @@ def _alive(procs):
 
 def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
     """One real start proves: python -m robobrain_ros.serve works end to end, the plugin is
-    discovered and called inside vLLM's processes, SIGINT stops everything."""
+    discovered and called inside vLLM's processes, the API key reaches vLLM (it refuses requests
+    without it) but no command line, printed line or log, and SIGINT stops everything."""
+    key = 'rb-real-start-key-93b1'
+    auth = {'Authorization': f'Bearer {key}'}
     py = vllm_python()
     model_dir = vllm_fixture.build_tiny_model(py)
     probe = tmp_path / 'plugin_probe.jsonl'
@@ -182,7 +186,7 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
         [sys.executable, '-m', 'robobrain_ros.serve',
          '--config', str(CONFIG_DIR / 'cpu_smoke.yaml'), '--python', py, '--model', str(model_dir), '--port', str(port), '--log-file', str(log),
          '--ready-file', str(ready)],
-        env=cli_env(ROBOBRAIN_PLUGIN_PROBE=probe), stdout=subprocess.DEVNULL, stderr=err)
+        env=cli_env(ROBOBRAIN_PLUGIN_PROBE=probe, ROBOBRAIN_API_KEY=key), stdout=subprocess.DEVNULL, stderr=err)
     seen = set()
     try:
         deadline = time.monotonic() + 600
@@ -195,14 +199,18 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
         seen |= _descendants(proc.pid)
         info = json.loads(ready.read_text())
         assert info['base_url'] == f'http://127.0.0.1:{port}/v1'
-        with urllib.request.urlopen(info['base_url'] + '/models', timeout=10) as r:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(info['base_url'] + '/models', timeout=10)
+        assert refused.value.code == 401
+        with urllib.request.urlopen(urllib.request.Request(info['base_url'] + '/models', headers=auth),
+                                    timeout=10) as r:
             assert [m['id'] for m in json.loads(r.read())['data']] == ['robobrain-tiny']
         body = {'model': 'robobrain-tiny', 'max_tokens': 8, 'temperature': 0,
                 'messages': [{'role': 'user', 'content': 'Point at the cup.'}],
                 'structured_outputs': {'choice': ['yes', 'no']}}
         req = urllib.request.Request(info['base_url'] + '/chat/completions',
                                      data=json.dumps(body).encode(),
-                                     headers={'Content-Type': 'application/json'})
+                                     headers={'Content-Type': 'application/json', **auth})
         with urllib.request.urlopen(req, timeout=60) as r:
             assert json.loads(r.read())['choices'][0]['message']['content'] in ('yes', 'no')
 
@@ -216,6 +224,9 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
         # cpu_smoke.yaml keeps one CPU for the robot: the server and its engine run on the others.
         expected = server_cpus(1, os.sched_getaffinity(0))[0] or os.sched_getaffinity(0)
         assert {pid: os.sched_getaffinity(pid) for pid in pids} == {pid: expected for pid in pids}
+        running = [psutil.Process(pid) for pid in {proc.pid} | {p for p, _ in _descendants(proc.pid)}]
+        assert len(running) >= 3 and not [p.pid for p in running if key in ' '.join(p.cmdline())], \
+            'the API key is on a command line'
     finally:
         seen |= _descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
@@ -227,6 +238,7 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
             err.close()
     stderr = (tmp_path / 'cli.stderr').read_text()
     assert rc == 0, stderr
+    assert key not in stderr and key not in log.read_text()
     assert 'got SIGINT; stopping the server' in stderr
     time.sleep(0.5)
     assert _alive(seen) == [], ('left behind', _alive(seen))

@@ -47,6 +47,7 @@ from common import (
     write_json,
 )
 from robobrain_ros.protocol import (
+    ConstraintDialect,
     ImageBudget,
     ModelFamily,
     Task,
@@ -179,7 +180,7 @@ def raw_body(rgb, budget_name: str, model: str) -> tuple[dict, tuple[int, int]]:
         # same body is assembled from a budget-checked build with the image swapped for the raw one.
         ref = prepare_image(rgb, ImageBudget(max_pixels=BUDGETS['raw']))
         built = build_request(Task.POINTING, INSTRUCTION, [ref], True, ModelFamily.ROBOBRAIN_2_0, model=model,
-                              budget=ImageBudget(max_pixels=BUDGETS['raw']), structured=False,
+                              budget=ImageBudget(max_pixels=BUDGETS['raw']), constraint=ConstraintDialect.NONE,
                               max_tokens=FORCED_TOKENS, temperature=0.0, extra=extra)
         body = json.loads(json.dumps(built.body))
         body['messages'][0]['content'][0]['image_url']['url'] = data_url
@@ -187,7 +188,7 @@ def raw_body(rgb, budget_name: str, model: str) -> tuple[dict, tuple[int, int]]:
     budget = ImageBudget(max_pixels=BUDGETS[budget_name])
     prepared = prepare_image(rgb, budget)
     built = build_request(Task.POINTING, INSTRUCTION, [prepared], True, ModelFamily.ROBOBRAIN_2_0, model=model,
-                          budget=budget, structured=False, max_tokens=FORCED_TOKENS, temperature=0.0, extra=extra)
+                          budget=budget, constraint=ConstraintDialect.NONE, max_tokens=FORCED_TOKENS, temperature=0.0, extra=extra)
     return built.body, prepared.sent_size
 
 

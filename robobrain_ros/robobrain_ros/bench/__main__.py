@@ -2,7 +2,8 @@
 
 Starts a vLLM CPU server with the tiny model (unless --server names one) and a brain node process, runs
 overhead, concurrency, image budget and memory measurements, prints them and writes BENCHMARKS.md sections
-plus the raw JSON. --quick is a short run (a smoke test) that writes to a temporary folder unless --out is
+plus the raw JSON; `frames` (camera frames between processes, issue 14) starts a node and a camera process per
+case and writes its own section and benchmarks/frames.json. --quick is a short run (a smoke test) that writes to a temporary folder unless --out is
 given.
 """
 
@@ -28,7 +29,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         'the repository; a temporary folder with --quick)')
     parser.add_argument('--merge', default='', help='results JSON of an earlier (partial) run: its sections are kept '
                         'unless run again')
-    parser.add_argument('--only', default='', help='comma list among overhead,breakdown,concurrency,image_budget,memory')
+    parser.add_argument('--only', default='', help='comma list among overhead,breakdown,concurrency,image_budget,memory,'
+                        'frames')
+    parser.add_argument('--frames-server', choices=('model', 'scripted'), default='model',
+                        help="frames: goals against the tiny model (default) or a ScriptedServer (no model work)")
+    parser.add_argument('--frames-cases', default='', help='frames: comma list of cases (default: all; see '
+                        'robobrain_ros.bench.frames.CASES)')
     return parser.parse_args(argv)
 
 
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from robobrain_ros.bench import (
         breakdown,
         concurrency,
+        frames,
         image_budget,
         memory,
         overhead,
@@ -53,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = {'overhead': 8 if args.quick else 60, 'breakdown': 5 if args.quick else 40,
             'concurrency': 1 if args.quick else 5, 'image_budget': 2 if args.quick else 12,
-            'memory': 1 if args.quick else 5}
+            'memory': 1 if args.quick else 5, 'frames': 5 if args.quick else 60}
     only = [s for s in args.only.split(',') if s] or list(plan)
     if args.out:
         docs = Path(args.out)
@@ -72,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         partial.write_text(json.dumps(results, indent=1, default=str))
     started = time.perf_counter()
 
-    server = None
-    if args.server:
-        base_url, model = args.server, args.model
-    else:
+    server = scripted = None
+    needs_model = any(s in only for s in ('image_budget', 'overhead', 'concurrency', 'memory')) or (
+        'frames' in only and args.frames_server == 'model')
+    base_url, model = args.server, args.model
+    if not args.server and needs_model:
         from robobrain_ros.testing.vllm_fixture import start_tiny_server
         print('starting the vLLM CPU server with the tiny model...', file=sys.stderr)
         server = start_tiny_server()
@@ -114,13 +122,32 @@ def main(argv: list[str] | None = None) -> int:
                 print('== memory', file=sys.stderr)
                 results['memory'] = memory.run(ctx, bursts=plan['memory'],
                                                idle_at_start_mib=results.pop('memory_idle_at_start_mib'))
+            client.close()
+            brain.stop()
+            client = brain = None
+        if 'frames' in only:   # a node and a camera process of its own per case
+            if args.frames_server == 'scripted':
+                from robobrain_ros.testing.scripted_server import MODEL, ScriptedServer
+                scripted = ScriptedServer().start()
+                frames_url, frames_model = scripted.base_url, MODEL
+            else:
+                frames_url, frames_model = base_url, model
+            cases = [c for c in args.frames_cases.split(',') if c] or (['1080p30', '4k15'] if args.quick else None)
+            frame_results = frames.run(frames_url, frames_model, plan['frames'], cases)
+            print(frames.text_summary(frame_results))
+            print('written: ' + ', '.join(str(p) for p in frames.write(frame_results, docs)), file=sys.stderr)
     finally:
+        if scripted is not None:
+            scripted.stop()
         if client is not None:
             client.close()
         if brain is not None:
             brain.stop()
         if server is not None:
             server.stop()
+    if not [s for s in only if s != 'frames']:
+        partial.unlink(missing_ok=True)
+        return 0
     results['machine']['load_at_end'] = load()
     results['seconds'] = time.perf_counter() - started + (earlier.get('seconds', 0.0) if args.merge else 0.0)
     print(report.text_summary(results))

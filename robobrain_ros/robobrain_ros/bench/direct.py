@@ -14,6 +14,7 @@ import aiohttp
 
 from robobrain_ros.bench.common import forced_extra
 from robobrain_ros.protocol import (
+    ConstraintDialect,
     ImageBudget,
     ModelFamily,
     Task,
@@ -27,8 +28,8 @@ def node_request_body(rgb, model: str, instruction: str, tokens: int, budget: Im
     """The body the node sends for a pointing goal with benchmark settings (common.node_params)."""
     prepared = prepare_image(rgb, budget, jpeg_quality)
     # model.structured_outputs is false in the benchmark node; its model.extra_body is forced_extra().
-    built = build_request(Task.POINTING, instruction, [prepared], thinking=False,
-                          model_family=ModelFamily.ROBOBRAIN_2_0, model=model, budget=budget, structured=False,
+    built = build_request(Task.POINTING, instruction, [prepared], False, ModelFamily.ROBOBRAIN_2_0,
+                          model=model, budget=budget, constraint=ConstraintDialect.NONE,
                           max_tokens=tokens, temperature=0.0,
                           extra=forced_extra(tokens))
     return built.body

@@ -1,10 +1,15 @@
-"""HTTP side: an async OpenAI-compatible streaming client. No ROS types."""
+"""HTTP side: an async OpenAI-compatible streaming client, server negotiation and self-checks. No ROS types."""
 
-from robobrain_ros.client.chat_client import (ChatClient, ChatClientError, ClientConfig, ServerError,
+from robobrain_ros.client.chat_client import (MIN_AIOHTTP, ChatClient, ChatClientError, ClientConfig, ServerError,
                                               ServerHealth, ServerUnreachable, StreamChunk, StreamStalled,
-                                              Usage, split_base_urls)
+                                              Usage, server_root, split_base_urls)
+from robobrain_ros.client.self_checks import (ConstraintCheck, ImageLimit, VisionCheck, check_constraint,
+                                              check_vision, measure_image_limit)
+from robobrain_ros.client.server_info import ServedModel, ServerInfo, choose_constraint, fetch_server_info
 
 __all__ = [
-    "ChatClient", "ChatClientError", "ClientConfig", "ServerError", "ServerHealth", "ServerUnreachable",
-    "StreamChunk", "StreamStalled", "Usage", "split_base_urls",
+    "MIN_AIOHTTP", "ChatClient", "ChatClientError", "ClientConfig", "ConstraintCheck", "ImageLimit",
+    "ServedModel", "ServerError", "ServerHealth", "ServerInfo", "ServerUnreachable", "StreamChunk",
+    "StreamStalled", "Usage", "VisionCheck", "check_constraint", "check_vision", "choose_constraint",
+    "fetch_server_info", "measure_image_limit", "server_root", "split_base_urls",
 ]

@@ -4,18 +4,46 @@ One job: move a request body to a server and the generated text back, as it arri
 is safe to retry (a connection that was never made), fails over across several base URLs, and closes the
 HTTP stream the moment its task is cancelled, which makes vLLM abort the request and free its slot.
 No ROS types here.
+
+Works with aiohttp from 3.8 (Ubuntu 22.04 / Humble) on Python 3.10: it uses no exception class newer than
+3.8 (aiohttp 3.10's ConnectionTimeoutError / SocketTimeoutError do not exist there, and naming one in an
+`except` clause turns every error into AttributeError). A connect timeout and a read timeout after connecting
+are both ServerTimeoutError on 3.8/3.9, so the client tells them apart itself: a trace hook marks the moment
+the connection exists.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
+
+# The oldest aiohttp the robots' distributions ship: python3-aiohttp 3.8 on Ubuntu 22.04 (Humble).
+MIN_AIOHTTP = (3, 8)
+
+
+def aiohttp_version_problem(version: str) -> str | None:
+    """Why this aiohttp version is too old for the client, or None when it is recent enough."""
+    match = re.match(r'(\d+)\.(\d+)', version)
+    if match is not None and (int(match.group(1)), int(match.group(2))) >= MIN_AIOHTTP:
+        return None
+    minimum = '.'.join(map(str, MIN_AIOHTTP))
+    return (f'robobrain_ros needs aiohttp >= {minimum}, found {version}: install a newer one '
+            f'(apt: python3-aiohttp on Ubuntu 22.04 or later; pip: "aiohttp>={minimum}")')
+
+
+_problem = aiohttp_version_problem(aiohttp.__version__)
+if _problem is not None:
+    raise ImportError(_problem)
+
+_GET_ANSWER_S = 5.0   # [s] after connecting, how long a GET (/v1/models, /version) may take to answer
 
 
 class ChatClientError(Exception):
@@ -37,6 +65,10 @@ class ServerError(ChatClientError):
 
 class StreamStalled(ChatClientError):
     """The server sent nothing for longer than the stall timeout."""
+
+
+class _NotConnected(ChatClientError):
+    """No connection was made to one URL (refused, timed out, DNS): safe to retry or fail over."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +112,49 @@ class ClientConfig:
     max_connections: int = 64
 
 
+class _Attempt:
+    """Per-request trace context: whether a TCP connection to the server exists (set by the trace hook)."""
+
+    def __init__(self) -> None:
+        self.connected = False
+
+
+async def _mark_connected(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    if isinstance(context.trace_request_ctx, _Attempt):
+        context.trace_request_ctx.connected = True
+
+
+def _connection_tracer() -> aiohttp.TraceConfig:
+    tracer = aiohttp.TraceConfig()
+    tracer.on_connection_create_end.append(_mark_connected)
+    tracer.on_connection_reuseconn.append(_mark_connected)
+    return tracer
+
+
+def server_root(base_url: str) -> str:
+    """The server's root URL (where vLLM serves /health and /version) from an OpenAI base URL (.../v1)."""
+    base_url = base_url.rstrip('/')
+    return base_url[:-3] if base_url.endswith('/v1') else base_url
+
+
+def _check_url(url: str) -> None:
+    try:
+        parsed = yarl.URL(url)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f'server URL {url!r} is not a URL: {exc}') from None
+    if parsed.scheme not in ('http', 'https') or not parsed.host:
+        raise ValueError(f'server URL {url!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:9010/v1)')
+
+
 class ChatClient:
     """Streams chat completions from one of several OpenAI-compatible base URLs (e.g. http://host:9010/v1)."""
 
     def __init__(self, config: ClientConfig) -> None:
+        """Raises ValueError without base URLs or with one that is not an http(s) URL."""
         if not config.base_urls:
             raise ValueError('ChatClient needs at least one base URL')
+        for url in config.base_urls:
+            _check_url(url)
         self._config = config
         self._base_urls = [url.rstrip('/') for url in config.base_urls]
         self._preferred = 0   # index of the base URL that answered last; tried first next time
@@ -104,7 +173,8 @@ class ChatClient:
     async def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._config.max_connections, force_close=False)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers())
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers(),
+                                                  trace_configs=[_connection_tracer()])
         return self._session
 
     async def close(self) -> None:
@@ -133,23 +203,21 @@ class ChatClient:
             # close(), not release(): an unfinished stream must drop the connection so vLLM sees the abort.
             response.close()
 
+    def _timeout(self, read_timeout: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=None, connect=self._config.connect_timeout,
+                                     sock_connect=self._config.connect_timeout, sock_read=read_timeout)
+
     async def _open(self, path: str, payload: Mapping[str, Any]) -> aiohttp.ClientResponse:
         session = await self._get_session()
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._config.connect_timeout,
-                                        sock_connect=self._config.connect_timeout,
-                                        sock_read=self._config.stall_timeout)
         errors: list[str] = []
         for index in self._urls_in_order():
             url = self._base_urls[index] + path
             backoff = self._config.retry_backoff
             for attempt in range(self._config.connect_attempts):
                 try:
-                    response = await session.post(url, json=payload, timeout=timeout)
-                except aiohttp.SocketTimeoutError as exc:
-                    # Connected, but no answer: the server is up and stuck. Retrying would only add load.
-                    raise StreamStalled(f'{url}: no answer within {self._config.stall_timeout:g} s') from exc
-                except (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError) as exc:
-                    errors.append(f'{url}: {_describe(exc)}')
+                    response = await self._send(session, 'POST', url, payload, self._config.stall_timeout)
+                except _NotConnected as exc:
+                    errors.append(str(exc))
                     if attempt + 1 < self._config.connect_attempts:
                         await asyncio.sleep(backoff)
                         backoff *= 2
@@ -162,6 +230,60 @@ class ChatClient:
                 self._preferred = index
                 return response
         raise ServerUnreachable('no model server reachable: ' + '; '.join(errors))
+
+    async def _send(self, session: aiohttp.ClientSession, method: str, url: str,
+                    payload: Mapping[str, Any] | None, read_timeout: float) -> aiohttp.ClientResponse:
+        """One request up to its response headers. Raises _NotConnected when no connection was made (safe to
+        retry elsewhere), StreamStalled when a connected server said nothing for read_timeout [s]."""
+        attempt = _Attempt()
+        try:
+            return await session.request(method, url, json=payload, timeout=self._timeout(read_timeout),
+                                         trace_request_ctx=attempt)
+        except (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError) as exc:
+            if attempt.connected and isinstance(exc, asyncio.TimeoutError):
+                # Connected, but no answer: the server is up and stuck. Retrying would only add load.
+                raise StreamStalled(f'{url}: no answer within {read_timeout:g} s') from exc
+            raise _NotConnected(f'{url}: {_describe(exc)}') from exc
+
+    async def _request_json(self, method: str, url: str, payload: Mapping[str, Any] | None,
+                            read_timeout: float) -> Any:
+        session = await self._get_session()
+        try:
+            response = await self._send(session, method, url, payload, read_timeout)
+        except _NotConnected as exc:
+            raise ServerUnreachable(str(exc)) from exc
+        try:
+            text = await response.text()
+        except asyncio.TimeoutError as exc:
+            raise StreamStalled(f'{url}: the answer stopped for {read_timeout:g} s') from exc
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise ServerError(f'{url}: the answer broke off: {_describe(exc)}') from exc
+        finally:
+            response.close()
+        if response.status != 200:
+            raise ServerError(f'{url} answered HTTP {response.status}: {text[:500]}', status=response.status,
+                              body=text)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ServerError(f'{url} answered something that is not JSON: {text[:300]!r}', status=response.status,
+                              body=text) from None
+
+    async def get_json(self, url: str) -> Any:
+        """GET an absolute URL and decode its JSON answer.
+
+        Raises ServerUnreachable (no connection), StreamStalled (connected, no answer), ServerError (an HTTP
+        error status, or an answer that is not JSON: the body is quoted in the message).
+        """
+        # A GET answers at once or the server is in trouble: no need to wait as long as for a generation.
+        return await self._request_json('GET', url, None, self._config.connect_timeout + _GET_ANSWER_S)
+
+    async def post_json(self, base_url: str, path: str, payload: Mapping[str, Any]) -> Any:
+        """POST payload to one base URL (no failover: checks ask a given server) and decode the JSON answer.
+
+        Raises as get_json.
+        """
+        return await self._request_json('POST', base_url.rstrip('/') + path, payload, self._config.stall_timeout)
 
     async def _read_sse(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
         tokens = 0
@@ -207,20 +329,13 @@ class ChatClient:
             raise ServerError('the stream ended without [DONE] (connection closed by the server)')
 
     async def list_models(self, base_url: str | None = None) -> list[str]:
-        """Model ids served at base_url (default: the preferred one)."""
+        """Model ids served at base_url (default: the preferred one). Raises as get_json."""
         url = (base_url or self._base_urls[self._preferred]).rstrip('/') + '/models'
-        session = await self._get_session()
-        timeout = aiohttp.ClientTimeout(total=self._config.connect_timeout + 5.0,
-                                        sock_connect=self._config.connect_timeout)
-        try:
-            async with session.get(url, timeout=timeout) as response:
-                if response.status != 200:
-                    raise ServerError(f'{url} answered HTTP {response.status}', status=response.status,
-                                      body=await _read_error_body(response))
-                data = await response.json(content_type=None)
-        except (aiohttp.ClientConnectionError, OSError, asyncio.TimeoutError) as exc:
-            raise ServerUnreachable(f'{url}: {_describe(exc)}') from exc
-        return [str(item.get('id')) for item in data.get('data', []) if isinstance(item, dict)]
+        data = await self.get_json(url)
+        entries = data.get('data') if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ServerError(f'{url} answered JSON without a "data" list: {json.dumps(data)[:300]}')
+        return [str(item.get('id')) for item in entries if isinstance(item, dict)]
 
     async def check_health(self) -> list[ServerHealth]:
         """Probe every base URL: /health on the server root, then /v1/models."""
@@ -241,7 +356,7 @@ class ChatClient:
         return reports
 
     async def _health_endpoint(self, base_url: str) -> bool:
-        root = base_url[:-3] if base_url.endswith('/v1') else base_url
+        root = server_root(base_url)
         session = await self._get_session()
         timeout = aiohttp.ClientTimeout(total=self._config.connect_timeout + 2.0)
         try:

@@ -43,26 +43,57 @@ class Generation:
     error: ChatClientError | None = None
 
 
+class CancelLatch:
+    """A cancel that may come before there is anything to stop: it is remembered, and whatever is attached later
+    is stopped at once. The one latch of this package and of the node (its CancelToken builds on it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._stoppers: list[Callable[[], None]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> bool:
+        """Stop everything attached, now and later; True the first time."""
+        with self._lock:
+            first = not self._event.is_set()
+            self._event.set()
+            stoppers = list(self._stoppers)
+        for stop in stoppers:
+            stop()
+        return first
+
+    def attach(self, stop: Callable[[], None]) -> None:
+        """Call stop on cancel; at once when the latch was already canceled."""
+        with self._lock:
+            self._stoppers.append(stop)
+            canceled = self._event.is_set()
+        if canceled:
+            stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+
 class GenerationHandle:
     def __init__(self, future: concurrent.futures.Future, loop: asyncio.AbstractEventLoop) -> None:
         self._future = future
         self._loop = loop
-        self._task: asyncio.Task | None = None
-        self._cancel_requested = False
-        self._lock = threading.Lock()
+        self._latch = CancelLatch()
 
-    def _attach(self, task: asyncio.Task) -> bool:
-        with self._lock:
-            self._task = task
-            return not self._cancel_requested
+    def _attach(self, task: asyncio.Task) -> None:
+        """Called on the loop thread right after the task was created: a cancel that came first stops it before
+        its first step, so nothing is sent."""
+        if self._latch.requested:
+            task.cancel()
+        self._latch.attach(lambda: self._loop.call_soon_threadsafe(task.cancel))
 
     def cancel(self) -> None:
         """Stop the generation as soon as possible; result() then returns with canceled=True."""
-        with self._lock:
-            self._cancel_requested = True
-            task = self._task
-        if task is not None:
-            self._loop.call_soon_threadsafe(task.cancel)
+        self._latch.cancel()
 
     def result(self, timeout: float | None = None) -> Generation:
         return self._future.result(timeout)
@@ -83,6 +114,9 @@ class GenerationRunner:
         self._slots: asyncio.Semaphore | None = None
         self._in_flight = 0
         self._waiting = 0
+        self._state = threading.Lock()
+        self._stopped = False
+        self._pending: set[concurrent.futures.Future] = set()   # submitted generations not yet resolved
 
     @property
     def client(self) -> ChatClient:
@@ -108,14 +142,21 @@ class GenerationRunner:
         self._loop.run_forever()
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        try:
-            self.call(self._shutdown(), timeout=5.0)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5.0)
+        with self._state:
+            self._stopped = True
+        if self._thread.is_alive():
+            try:
+                self.call(self._shutdown(), timeout=5.0)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5.0)
+        # A generation submitted just before the stop may never have started: its waiter must not wait forever.
+        for future in list(self._pending):
+            try:
+                future.set_result(Generation(canceled=True))
+            except concurrent.futures.InvalidStateError:   # it ended meanwhile
+                pass
 
     async def _shutdown(self) -> None:
         current = asyncio.current_task()
@@ -140,18 +181,25 @@ class GenerationRunner:
 
         def start() -> None:
             task = self._loop.create_task(self._generate(body, on_progress, timeout))
-            if not handle._attach(task):
-                task.cancel()
+            handle._attach(task)
             task.add_done_callback(_resolve)
 
         def _resolve(task: asyncio.Task) -> None:
-            if task.cancelled():   # cancelled before its first step: nothing was sent
-                future.set_result(Generation(canceled=True))
-            elif task.exception() is not None:
-                future.set_exception(task.exception())
-            else:
-                future.set_result(task.result())
+            try:
+                if task.cancelled():   # cancelled before its first step: nothing was sent
+                    future.set_result(Generation(canceled=True))
+                elif task.exception() is not None:
+                    future.set_exception(task.exception())
+                else:
+                    future.set_result(task.result())
+            except concurrent.futures.InvalidStateError:   # stop() resolved it meanwhile
+                pass
 
+        with self._state:
+            if self._stopped or not self._thread.is_alive():
+                raise RuntimeError('the request loop is stopped')
+            self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
         self._loop.call_soon_threadsafe(start)
         return handle
 
@@ -159,50 +207,65 @@ class GenerationRunner:
                         timeout: float) -> Generation:
         generation = Generation()
         reporter = _ProgressThrottle(on_progress, self._feedback_period)
-        start = time.perf_counter()
-        sent = start
-        first = 0.0
-        self._waiting += 1
-        waiting = True
+        clock = _Clock(start=time.perf_counter())
         try:
-            async with asyncio.timeout(timeout):
-                reporter.stage(STAGE_QUEUED)
-                assert self._slots is not None
-                async with self._slots:
-                    self._waiting -= 1
-                    waiting = False
-                    self._in_flight += 1
-                    try:
-                        sent = time.perf_counter()
-                        generation.queue_ms = (sent - start) * 1e3
-                        reporter.stage(STAGE_GENERATING)
-                        async for chunk in self._client.stream_chat(body):
-                            if chunk.text and not first:
-                                first = time.perf_counter()
-                            generation.text += chunk.text
-                            generation.tokens = chunk.tokens
-                            generation.usage = chunk.usage or generation.usage
-                            generation.finish_reason = chunk.finish_reason or generation.finish_reason
-                            reporter.text(chunk.text, chunk.tokens)
-                    finally:
-                        self._in_flight -= 1
+            # wait_for, not asyncio.timeout (Python 3.11+): Humble runs Python 3.10. On 3.10 the timeout is
+            # asyncio.TimeoutError, which is not the builtin TimeoutError there.
+            await asyncio.wait_for(self._stream(body, generation, reporter, clock), timeout)
         except asyncio.CancelledError:
             generation.canceled = True
-        except TimeoutError:
+        except asyncio.TimeoutError:
             generation.timed_out = True
         except ChatClientError as exc:
             generation.error = exc
         finally:
-            if waiting:
-                self._waiting -= 1
             end = time.perf_counter()
-            if first:
-                generation.first_token_ms = (first - sent) * 1e3
-                generation.generation_ms = (end - first) * 1e3
-            elif sent > start:
-                generation.first_token_ms = (end - sent) * 1e3
+            if clock.first:
+                generation.first_token_ms = (clock.first - clock.sent) * 1e3
+                generation.generation_ms = (end - clock.first) * 1e3
+            elif clock.sent > clock.start:
+                generation.first_token_ms = (end - clock.sent) * 1e3
             reporter.flush(generation.tokens)
         return generation
+
+    async def _stream(self, body: Mapping[str, Any], generation: Generation, reporter: _ProgressThrottle,
+                      clock: _Clock) -> None:
+        """Wait for a slot, then stream the completion into generation (times into clock)."""
+        self._waiting += 1
+        waiting = True
+        try:
+            reporter.stage(STAGE_QUEUED)
+            assert self._slots is not None
+            async with self._slots:
+                self._waiting -= 1
+                waiting = False
+                self._in_flight += 1
+                try:
+                    clock.sent = time.perf_counter()
+                    generation.queue_ms = (clock.sent - clock.start) * 1e3
+                    reporter.stage(STAGE_GENERATING)
+                    async for chunk in self._client.stream_chat(body):
+                        if chunk.text and not clock.first:
+                            clock.first = time.perf_counter()
+                        generation.text += chunk.text
+                        generation.tokens = chunk.tokens
+                        generation.usage = chunk.usage or generation.usage
+                        generation.finish_reason = chunk.finish_reason or generation.finish_reason
+                        reporter.text(chunk.text, chunk.tokens)
+                finally:
+                    self._in_flight -= 1
+        finally:
+            if waiting:
+                self._waiting -= 1
+
+
+@dataclass
+class _Clock:
+    """perf_counter() times of one generation: submitted, sent to the server, first token (0.0 = not yet)."""
+
+    start: float
+    sent: float = 0.0
+    first: float = 0.0
 
 
 class _ProgressThrottle:

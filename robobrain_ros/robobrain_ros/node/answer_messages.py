@@ -6,21 +6,15 @@ import math
 
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
-from robobrain_interfaces.msg import (BoxAnswer, LiftedPoint, PixelBox, PixelPoint, PlanAnswer, PlanStep,
-                                      PointsAnswer, QueryInfo, TextAnswer, TrajectoryAnswer)
+from robobrain_ros.action_table import ACTIONS_BY_TASK
+from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome
+from robobrain_ros.protocol import Task
 from std_msgs.msg import Header
 
-from robobrain_ros.node.query_pipeline import QueryOutcome
-from robobrain_ros.protocol import Task
+from robobrain_interfaces.msg import LiftedPoint, PixelBox, PixelPoint, PlanStep, QueryInfo, QueryStatus
 
-ANSWER_TYPES = {
-    Task.POINTING: PointsAnswer,
-    Task.AFFORDANCE: BoxAnswer,
-    Task.GROUNDING: BoxAnswer,
-    Task.TRAJECTORY: TrajectoryAnswer,
-    Task.PLANNING: PlanAnswer,
-    Task.GENERAL: TextAnswer,
-}
+# The pipeline's plain codes, as the QueryStatus constants of the same names.
+STATUS_CODES: dict[QueryCode, int] = {code: getattr(QueryStatus, code.name) for code in QueryCode}
 
 
 def query_info(outcome: QueryOutcome) -> QueryInfo:
@@ -44,7 +38,7 @@ def query_info(outcome: QueryOutcome) -> QueryInfo:
     if outcome.answer is not None:
         info.thinking_text = outcome.answer.thinking
         info.answer_text = outcome.answer.answer
-    info.status.code = outcome.code
+    info.status.code = STATUS_CODES[outcome.code]
     info.status.message = outcome.message
     info.original_width, info.original_height = outcome.original_size
     info.model_width, info.model_height = outcome.sent_size
@@ -56,10 +50,10 @@ def query_info(outcome: QueryOutcome) -> QueryInfo:
 def answer_message(outcome: QueryOutcome):
     """The task's answer message (PointsAnswer, BoxAnswer, ...) filled from outcome."""
     task = outcome.request.task
-    msg = ANSWER_TYPES[task]()
+    msg = ACTIONS_BY_TASK[task].answer_type()
     msg.info = query_info(outcome)
     answer = outcome.answer
-    if answer is None or answer.error:
+    if answer is None or answer.error or outcome.code is not QueryCode.OK:
         return msg
     lifted = [_lifted(p) for p in outcome.lifted]
     if task is Task.POINTING:

@@ -2,19 +2,24 @@
 
 A thin layer: subscriptions store frames (frame_cache), action goals and ~/task instructions become
 QueryRequests run by the QueryPipeline (HTTP on its own asyncio thread), outcomes become messages
-(answer_messages, markers) and /diagnostics. Lifecycle: configure builds everything and probes the
-server (an unreachable server is reported, not fatal), activate starts accepting goals.
+(answer_messages, markers) and /diagnostics. Lifecycle: configure validates the settings, builds everything and
+negotiates with the model server (an unreachable server is reported, not fatal); activate starts accepting goals;
+deactivate, cleanup and shutdown end every running goal (aborted with NODE_STOPPING) before going on.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Path
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -22,45 +27,43 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rcl_interfaces.msg import SetParametersResult
-from nav_msgs.msg import Path
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import String
-from visualization_msgs.msg import MarkerArray
-
-from robobrain_interfaces.action import Affordance, Ask, Ground, Plan, Point, Trajectory
-from robobrain_interfaces.msg import (BoxAnswer, PlanAnswer, PointsAnswer, QueryStatus, TextAnswer,
-                                      TrajectoryAnswer)
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
-from robobrain_ros.client import ChatClient, ClientConfig, ServerUnreachable
+from robobrain_ros.action_table import ACTIONS, ANSWER_TOPICS, BrainAction
+from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig, ServerUnreachable
 from robobrain_ros.client.generation import GenerationRunner
 from robobrain_ros.node import parameters
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.frame_cache import CachedFrame, FrameCache
+from robobrain_ros.node.goal_registry import GoalRegistry
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
+from robobrain_ros.node.latest_only_worker import LatestOnlyWorker
 from robobrain_ros.node.markers import answer_markers
-from robobrain_ros.node.query_pipeline import CancelToken, QueryOutcome, QueryPipeline, QueryRequest
-from robobrain_ros.protocol import Task, draw_annotations
+from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryPipeline, QueryRequest
+from robobrain_ros.node.server_profile import ServerProfile, negotiate
+from robobrain_ros.protocol import Task, draw_annotations, resolve_model
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
 
-ACTIONS: dict[str, tuple[type, Task]] = {
-    'point': (Point, Task.POINTING),
-    'affordance': (Affordance, Task.AFFORDANCE),
-    'trajectory': (Trajectory, Task.TRAJECTORY),
-    'ground': (Ground, Task.GROUNDING),
-    'plan': (Plan, Task.PLANNING),
-    'ask': (Ask, Task.GENERAL),
-}
+from robobrain_interfaces.msg import QueryStatus, TrajectoryAnswer
 
 # Answer topics: latched, so a late subscriber (or `ros2 topic echo`) still gets the last answer.
-ANSWER_TOPICS: dict[type, str] = {
-    PointsAnswer: '~/points', BoxAnswer: '~/boxes', TrajectoryAnswer: '~/trajectory',
-    PlanAnswer: '~/plan', TextAnswer: '~/answer',
-}
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# [s] longest a goal waits for the first negotiation with a server that came back.
+NEGOTIATION_TIMEOUT = 60.0
+# [s] longest the executor waits before Python may run a signal handler (SIGINT / SIGTERM)
+SIGNAL_CHECK_PERIOD = 0.25
+# [s] after the last goal ended on teardown, before the action servers are destroyed (results still go out).
+RESULT_FLUSH = 0.5
+
+
+class ConfigurationError(Exception):
+    """A setting that makes configure fail; the message says which and why."""
 
 
 class BrainNode(LifecycleNode):
@@ -72,13 +75,13 @@ class BrainNode(LifecycleNode):
         self._frames = FrameCache()
         self._runner: GenerationRunner | None = None
         self._pipeline: QueryPipeline | None = None
+        self._annotator: LatestOnlyWorker | None = None
         self._active = False
-        self._admission = threading.Lock()
-        self._admitted = 0
-        self._tokens: dict[bytes, CancelToken] = {}
-        self._task_workers: concurrent.futures.ThreadPoolExecutor | None = None
-        self._image_worker: concurrent.futures.ThreadPoolExecutor | None = None   # annotated images
-        self._model = ''
+        self._goals = GoalRegistry()
+        self._profiles: dict[str, ServerProfile] = {}     # base URL -> what negotiation learned
+        self._negotiation_errors: dict[str, str] = {}
+        self._profiles_lock = threading.Lock()
+        self._negotiating: set[str] = set()
         self._health: list = []
         self._health_pending = False
         self._stats = {'succeeded': 0, 'aborted': 0, 'canceled': 0, 'rejected': 0}
@@ -88,16 +91,41 @@ class BrainNode(LifecycleNode):
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        v = parameters.values(self)
-        config = ClientConfig(base_urls=parameters.base_urls(v), api_key=v['server.api_key'],
-                              connect_timeout=v['server.connect_timeout'], stall_timeout=v['server.stall_timeout'])
+        try:
+            self._configure(parameters.values(self))
+        except ConfigurationError as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            self._teardown()
+            return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # rclpy would swallow it: say what happened and leave nothing half-built
+            self.get_logger().error(f'configure failed: {type(exc).__name__}: {exc}')
+            self._teardown()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self, v: dict[str, Any]) -> None:
+        urls = parameters.base_urls(v)
+        problem = _url_problem(urls)
+        if problem:
+            raise ConfigurationError(problem)
+        if not (v['topics.image'] or v['topics.compressed_image']):
+            raise ConfigurationError('topics.image and topics.compressed_image are both empty: the node would '
+                                     'have no camera (set at least one)')
+        problem = parameters.check_settings(v)
+        if problem:
+            raise ConfigurationError(problem)
+        try:
+            api_key = parameters.load_api_key(v['server.api_key_env'], v['server.api_key_file'])
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        config = ClientConfig(base_urls=urls, api_key=api_key, connect_timeout=v['server.connect_timeout'],
+                              stall_timeout=v['server.stall_timeout'])
         self._runner = GenerationRunner(ChatClient(config), v['queries.max_concurrent'], v['queries.feedback_period'])
         self._runner.start()
         colour_topic = self.resolve_topic_name(v['topics.image'] or v['topics.compressed_image'])
         self._pipeline = QueryPipeline(parameters.pipeline_settings(v), self._frames, self._runner,
-                                       now=self._now, model_name=self._model_name, colour_topic=colour_topic)
-        self._task_workers = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix='robobrain-task')
-        self._image_worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix='robobrain-annotate')
+                                       now=self._now, server=self._server_profile, colour_topic=colour_topic)
+        self._annotator = LatestOnlyWorker('robobrain-annotate')
         self._create_publishers()
         self._create_subscriptions(v)
         self._create_action_servers(v['queries.result_timeout'])
@@ -106,16 +134,15 @@ class BrainNode(LifecycleNode):
         self._entities.append(self.create_timer(v['server.health_period'], self._probe_server,
                                                 callback_group=MutuallyExclusiveCallbackGroup()))
         self._check_server_now(v)
-        return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._active = True
         self.get_logger().info('active: accepting goals on ' + ', '.join(
-            self.resolve_topic_name(f'~/{name}') for name in ACTIONS))
+            self.resolve_topic_name(f'~/{action.name}') for action in ACTIONS))
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._active = False
+        self._stop_goals('the node was deactivated')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -126,16 +153,22 @@ class BrainNode(LifecycleNode):
         self._teardown()
         return TransitionCallbackReturn.SUCCESS
 
-    def _teardown(self) -> None:
+    def _stop_goals(self, reason: str) -> None:
+        """No new goals; every running one ends (aborted, NODE_STOPPING) within queries.drain_timeout."""
         self._active = False
-        for token in list(self._tokens.values()):
-            token.cancel()
-        if self._task_workers is not None:
-            self._task_workers.shutdown(wait=False, cancel_futures=True)
-            self._task_workers = None
-        if self._image_worker is not None:
-            self._image_worker.shutdown(wait=False, cancel_futures=True)
-            self._image_worker = None
+        timeout = self.get_parameter('queries.drain_timeout').value
+        if not self._goals.stop_all(reason, timeout):
+            self.get_logger().error(f'{self._goals.admitted} goals still running {timeout:g} s after: {reason}')
+
+    def _teardown(self) -> None:
+        running = self._goals.admitted
+        self._stop_goals('the node is shutting down')
+        if running:
+            # The goals have ended; give rclpy a moment to send their results before the servers go.
+            time.sleep(RESULT_FLUSH)
+        if self._annotator is not None:
+            self._annotator.stop()
+            self._annotator = None
         for entity in self._entities:
             if isinstance(entity, ActionServer):
                 entity.destroy()
@@ -149,19 +182,17 @@ class BrainNode(LifecycleNode):
         if self._runner is not None:
             self._runner.stop()
             self._runner = None
+        with self._profiles_lock:
+            self._profiles.clear()
+            self._negotiation_errors.clear()
 
     # ---------------------------------------------------------------- parameters
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        for param in params:
-            reason = parameters.check_choice(param.name, param.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-            if param.name == 'model.extra_body':
-                try:
-                    parameters.parse_extra_body(param.value)
-                except ValueError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
-        return SetParametersResult(successful=True)
+        # The whole set after the change must make sense, not only each value in its own range.
+        candidate = parameters.values(self)
+        candidate.update({param.name: param.value for param in params})
+        reason = parameters.check_settings(candidate)
+        return SetParametersResult(successful=not reason, reason=reason)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
         if self._pipeline is not None:
@@ -181,19 +212,22 @@ class BrainNode(LifecycleNode):
 
     def _create_subscriptions(self, v: dict[str, Any]) -> None:
         group = MutuallyExclusiveCallbackGroup()
+        # Deserialising subscriptions, not raw=True: with rmw_fastrtps a raw take copies the frame twice before
+        # rclpy's bytes (3 copies of 25 MB per 4K frame against 2), and the goal then deserialises it once more;
+        # measured in paired runs (docs/BENCHMARKS.md, "Camera frames"): fewer 4K frames received with raw.
         if v['topics.image']:
             self._entities.append(self.create_subscription(
-                Image, v['topics.image'], self._colour_callback(False, v['topics.image']),
+                Image, v['topics.image'], self._colour_callback(Image, v['topics.image']),
                 qos_profile_sensor_data, callback_group=group))
         if v['topics.compressed_image']:
             self._entities.append(self.create_subscription(
                 CompressedImage, v['topics.compressed_image'],
-                self._colour_callback(True, v['topics.compressed_image']), qos_profile_sensor_data,
+                self._colour_callback(CompressedImage, v['topics.compressed_image']), qos_profile_sensor_data,
                 callback_group=group))
         if v['topics.depth']:
+            depth_topic = self.resolve_topic_name(v['topics.depth'])
             self._entities.append(self.create_subscription(
-                Image, v['topics.depth'],
-                lambda msg: self._frames.put_depth(self._cached(msg, False, v['topics.depth'])),
+                Image, v['topics.depth'], lambda msg: self._frames.put_depth(self._cached(msg, Image, depth_topic)),
                 qos_profile_sensor_data, callback_group=group))
         if v['topics.camera_info']:
             self._entities.append(self.create_subscription(
@@ -201,14 +235,15 @@ class BrainNode(LifecycleNode):
                 callback_group=group))
         self._entities.append(self.create_subscription(String, '~/task', self._on_task, 10, callback_group=group))
 
-    def _colour_callback(self, compressed: bool, topic: str):
+    def _colour_callback(self, msg_type: type, topic: str):
         resolved = self.resolve_topic_name(topic)
-        return lambda msg: self._frames.put_colour(self._cached(msg, compressed, resolved))
+        return lambda msg: self._frames.put_colour(self._cached(msg, msg_type, resolved))
 
-    def _cached(self, msg, compressed: bool, topic: str) -> CachedFrame:
+    def _cached(self, msg, msg_type: type, topic: str) -> CachedFrame:
         received = self._now()
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        return CachedFrame(msg=msg, compressed=compressed, topic=topic, stamp=stamp or received, received=received)
+        return CachedFrame(msg, compressed=msg_type is CompressedImage, topic=topic, stamp=stamp or received,
+                           received=received, frame_id=msg.header.frame_id)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -216,12 +251,12 @@ class BrainNode(LifecycleNode):
     # ---------------------------------------------------------------- actions
     def _create_action_servers(self, result_timeout: int) -> None:
         group = ReentrantCallbackGroup()
-        for name, (action_type, task) in ACTIONS.items():
+        for action in ACTIONS:
             self._entities.append(ActionServer(
-                self, action_type, f'~/{name}',
-                execute_callback=lambda handle, t=task, a=action_type: self._execute(handle, t, a),
+                self, action.action_type, f'~/{action.name}',
+                execute_callback=lambda handle, a=action: self._execute(handle, a),
                 goal_callback=self._on_goal, cancel_callback=self._on_cancel,
-                handle_accepted_callback=lambda handle: handle.execute(),
+                handle_accepted_callback=self._on_accepted,
                 callback_group=group, result_timeout=result_timeout, **ACTION_SERVICE_PROFILES))
 
     def _admit(self) -> str:
@@ -229,16 +264,7 @@ class BrainNode(LifecycleNode):
         if not self._active:
             return 'the node is not active (lifecycle state)'
         limit = self.get_parameter('queries.max_concurrent').value + self.get_parameter('queries.max_queued').value
-        with self._admission:
-            if self._admitted >= limit:
-                return (f'{self._admitted} goals already running or queued (max_concurrent + max_queued = '
-                        f'{limit})')
-            self._admitted += 1
-        return ''
-
-    def _release(self) -> None:
-        with self._admission:
-            self._admitted -= 1
+        return self._goals.admit(limit)
 
     def _on_goal(self, goal_request) -> GoalResponse:
         reason = self._admit()
@@ -248,50 +274,74 @@ class BrainNode(LifecycleNode):
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
+    def _on_accepted(self, goal_handle) -> None:
+        # The token exists before the execute callback runs: a cancel in between is kept, not lost.
+        self._goals.register(bytes(goal_handle.goal_id.uuid))
+        goal_handle.execute()
+
     def _on_cancel(self, goal_handle) -> CancelResponse:
-        token = self._tokens.get(bytes(goal_handle.goal_id.uuid))
+        token = self._goals.token(bytes(goal_handle.goal_id.uuid))
         if token is not None:
             token.cancel()
         return CancelResponse.ACCEPT
 
-    def _execute(self, goal_handle, task: Task, action_type):
+    def _execute(self, goal_handle, action: BrainAction):
         goal_id = bytes(goal_handle.goal_id.uuid)
-        token = CancelToken()
-        self._tokens[goal_id] = token
-        if goal_handle.is_cancel_requested:
-            token.cancel()
+        token = self._goals.register(goal_id)
         goal = goal_handle.request
 
         def feedback(stage: int, text: str, tokens: int) -> None:
-            goal_handle.publish_feedback(action_type.Feedback(stage=stage, text=text, tokens=tokens))
+            goal_handle.publish_feedback(action.action_type.Feedback(stage=stage, text=text, tokens=tokens))
 
         try:
-            request = QueryRequest(task=task, instruction=goal.instruction, thinking=goal.thinking,
-                                   image=goal.image, max_image_age=goal.max_image_age, timeout=goal.timeout)
+            request = QueryRequest(task=action.task, instruction=goal.instruction, thinking=goal.thinking,
+                                   image=goal.image, compressed_image=goal.compressed_image,
+                                   max_image_age=goal.max_image_age, timeout=goal.timeout)
             outcome = self._pipeline.run(request, feedback, token)
             message = answer_message(outcome)
-            if outcome.code == QueryStatus.CANCELED and self._cancel_accepted(goal_handle, token):
-                goal_handle.canceled()
-                self._stats['canceled'] += 1
-            elif outcome.ok:
-                goal_handle.succeed()
-                self._stats['succeeded'] += 1
-            else:
-                goal_handle.abort()
-                self._stats['aborted'] += 1
-                self.get_logger().warning(f'{task.value} goal aborted: {outcome.message}',
-                                          throttle_duration_sec=1.0)
+            # Outputs first, the goal's end after: a client that hears the end finds the topics up to date.
             self._publish_outputs(outcome, message)
-            return action_type.Result(answer=message)
+            self._end_goal(goal_handle, token, outcome, action.task)
+            return action.action_type.Result(answer=message)
+        except Exception as exc:  # a bug must still end the goal, with a result that says so
+            return self._abort_internal(goal_handle, action, exc)
         finally:
             # rclpy keeps the goal, request included, as long as its result (queries.result_timeout): drop
-            # the image (megabytes per goal), which nothing reads any more.
+            # the images (megabytes per goal), which nothing reads any more.
             goal.image = Image()
-            self._tokens.pop(goal_id, None)
-            self._release()
+            goal.compressed_image = CompressedImage()
+            self._goals.finish(goal_id)
+
+    def _end_goal(self, goal_handle, token, outcome: QueryOutcome, task: Task) -> None:
+        if outcome.code is QueryCode.CANCELED and self._cancel_accepted(goal_handle, token):
+            goal_handle.canceled()
+            self._stats['canceled'] += 1
+        elif outcome.ok:
+            goal_handle.succeed()
+            self._stats['succeeded'] += 1
+        else:
+            goal_handle.abort()
+            self._stats['aborted'] += 1
+            self.get_logger().warning(f'{task.value} goal aborted ({outcome.code.name}): {outcome.message}',
+                                      throttle_duration_sec=1.0)
+
+    def _abort_internal(self, goal_handle, action: BrainAction, exc: Exception):
+        message = f'{type(exc).__name__}: {exc}'
+        self.get_logger().error(f'{action.name} goal failed inside the node: {message}')
+        self._stats['aborted'] += 1
+        self._last_error = message
+        result = action.action_type.Result()
+        result.answer.info.task = action.task.value
+        result.answer.info.status.code = QueryStatus.INTERNAL_ERROR
+        result.answer.info.status.message = message
+        try:
+            goal_handle.abort()
+        except Exception:  # already ended: the result below still tells the client
+            pass
+        return result
 
     @staticmethod
-    def _cancel_accepted(goal_handle, token: CancelToken, wait: float = 1.0) -> bool:
+    def _cancel_accepted(goal_handle, token, wait: float = 1.0) -> bool:
         """True when the client's cancel request was accepted (the goal is CANCELING and may end CANCELED).
 
         _on_cancel sets the token before rclpy moves the goal to CANCELING, right after the callback returns; a
@@ -309,44 +359,49 @@ class BrainNode(LifecycleNode):
             self._stats['rejected'] += 1
             self.get_logger().warning(f'~/task instruction dropped: {reason}', throttle_duration_sec=1.0)
             return
-        task = Task(self.get_parameter('queries.default_task').value)
-        request = QueryRequest(task=task, instruction=msg.data)
-        self._task_workers.submit(self._run_topic_query, request)
+        key = object()
+        token = self._goals.register(key)
+        request = QueryRequest(task=Task(self.get_parameter('queries.default_task').value), instruction=msg.data)
+        # A daemon thread per instruction (admission bounds how many): a stuck query never blocks process exit.
+        threading.Thread(target=self._run_topic_query, args=(key, token, request), name='robobrain-task',
+                         daemon=True).start()
 
-    def _run_topic_query(self, request: QueryRequest) -> None:
+    def _run_topic_query(self, key: object, token, request: QueryRequest) -> None:
         try:
-            outcome = self._pipeline.run(request, lambda *_: None, CancelToken())
+            outcome = self._pipeline.run(request, lambda *_: None, token)
             self._stats['succeeded' if outcome.ok else 'aborted'] += 1
             if not outcome.ok:
-                self.get_logger().warning(f'~/task {request.task.value} failed: {outcome.message}')
+                self.get_logger().warning(f'~/task {request.task.value} failed ({outcome.code.name}): '
+                                          f'{outcome.message}')
             self._publish_outputs(outcome, answer_message(outcome))
+        except Exception as exc:  # nobody waits on this thread: the log is where a bug must show
+            self.get_logger().error(f'~/task query failed inside the node: {type(exc).__name__}: {exc}')
         finally:
-            self._release()
+            self._goals.finish(key)
 
     # ---------------------------------------------------------------- outputs
     def _publish_outputs(self, outcome: QueryOutcome, message) -> None:
-        if outcome.code == QueryStatus.CANCELED:
+        """Answer topic, path, markers and annotated image; a failure here is logged, never the goal's end."""
+        if outcome.code is QueryCode.CANCELED:
             return
         self._last_latency_ms = outcome.latency.get('total', 0.0)
         if not outcome.ok:
-            self._last_error = outcome.message
-        self._answer_pubs[type(message)].publish(message)
-        if outcome.answer is None or outcome.header is None:
-            return
-        if isinstance(message, TrajectoryAnswer) and message.path.poses:
-            self._path_pub.publish(message.path)
-        if self.get_parameter('output.markers').value:
-            markers = answer_markers(message, self.get_parameter('output.marker_lifetime').value)
-            if markers is not None:
-                self._markers_pub.publish(markers)
-        worker = self._image_worker
-        if self.get_parameter('output.annotated_image').value and outcome.rgb is not None and worker is not None:
+            self._last_error = f'{outcome.code.name}: {outcome.message}'
+        try:
+            self._answer_pubs[type(message)].publish(message)
+            if isinstance(message, TrajectoryAnswer) and message.path.poses:
+                self._path_pub.publish(message.path)
+            if self.get_parameter('output.markers').value:
+                self._markers_pub.publish(answer_markers(message, self.get_parameter('output.marker_lifetime').value))
+        except Exception as exc:
+            self.get_logger().error(f'answer outputs not published: {type(exc).__name__}: {exc}',
+                                    throttle_duration_sec=5.0)
+        annotator = self._annotator
+        if (self.get_parameter('output.annotated_image').value and outcome.rgb is not None
+                and outcome.answer is not None and outcome.header is not None and annotator is not None):
             # Drawing, copying and serialising a full frame takes 5-10 ms (docs/BENCHMARKS.md): done on a
-            # thread of its own so the goal's result does not wait for it.
-            try:
-                worker.submit(self._publish_annotated, outcome)
-            except RuntimeError:   # shut down meanwhile
-                pass
+            # thread of its own, newest answer only, so the goal's result does not wait for it.
+            annotator.submit(lambda: self._publish_annotated(outcome))
 
     def _publish_annotated(self, outcome: QueryOutcome) -> None:
         try:
@@ -356,49 +411,107 @@ class BrainNode(LifecycleNode):
         except Exception as exc:  # a failed picture must not go unnoticed, nor break anything else
             self.get_logger().warning(f'annotated image not published: {exc}', throttle_duration_sec=5.0)
 
-    # ---------------------------------------------------------------- server health
-    def _model_name(self) -> str:
-        configured = self.get_parameter('server.model').value
-        if configured:
-            return configured
-        if not self._model:
-            models = self._runner.call(self._runner.client.list_models(), timeout=10.0)
-            if not models:
-                raise ServerUnreachable('the server lists no models at /v1/models')
-            self._model = models[0]
-        return self._model
+    # ---------------------------------------------------------------- model server
+    def _server_profile(self) -> ServerProfile:
+        """The negotiated profile of the first server (in configured order) that answered; negotiates when none has.
+
+        Raises ServerUnreachable (no server answers) or ChatClientError (a server answers, but not usably).
+        """
+        runner = self._runner
+        if runner is None:
+            raise ServerUnreachable('the node is not configured')
+        with self._profiles_lock:
+            for url in runner.client.base_urls:
+                if url in self._profiles:
+                    return self._profiles[url]
+        errors = []
+        for url in runner.client.base_urls:
+            try:
+                return self._store_profile(url, runner.call(self._negotiate(url), timeout=NEGOTIATION_TIMEOUT))
+            except ChatClientError as exc:
+                errors.append(str(exc))
+            except concurrent.futures.TimeoutError:
+                errors.append(f'{url}: negotiation took longer than {NEGOTIATION_TIMEOUT:g} s')
+        raise ServerUnreachable('no model server answered: ' + '; '.join(errors))
+
+    async def _negotiate(self, url: str) -> ServerProfile:
+        return await negotiate(self._runner.client, url, parameters.negotiation_settings(parameters.values(self)))
+
+    def _store_profile(self, url: str, profile: ServerProfile) -> ServerProfile:
+        with self._profiles_lock:
+            first = url not in self._profiles
+            self._profiles[url] = profile
+            self._negotiation_errors.pop(url, None)
+        if first:
+            spec = profile.spec
+            self.get_logger().info(
+                f"{url}: {'vLLM ' + profile.version if profile.version else 'not vLLM'}, model '{profile.model}' "
+                f'read as {spec.family.value} {spec.size.value} ({spec.source}); answer constraint: '
+                f'{profile.constraint_note}; image limit: {profile.image_limit_note}; vision: {profile.vision_note}')
+            if profile.vision_ok is False:
+                self.get_logger().error(f'{url}: the vision self-check failed ({profile.vision_note}): answers about '
+                                        'images are likely wrong')
+        return profile
 
     def _check_server_now(self, v: dict[str, Any]) -> None:
+        runner = self._runner
         try:
-            self._health = self._runner.call(self._runner.client.check_health(),
-                                             timeout=v['server.connect_timeout'] * 2 + 10.0)
+            self._health = runner.call(runner.client.check_health(), timeout=v['server.connect_timeout'] * 2 + 10.0)
         except concurrent.futures.TimeoutError:
             self._health = []
-        reachable = [h for h in self._health if h.reachable]
-        if reachable:
-            self._model = self._model or (reachable[0].models[0] if reachable[0].models else '')
-            self.get_logger().info(f'model server {reachable[0].base_url} serves {reachable[0].models}')
-        else:
+        reachable = [h.base_url for h in self._health if h.reachable]
+        if not reachable:
             errors = '; '.join(h.error for h in self._health) or 'no answer'
             self.get_logger().error(f'model server unreachable ({errors}); goals will abort with '
                                     'SERVER_UNREACHABLE until it answers: /diagnostics tells when')
+        for url in reachable:
+            try:
+                self._store_profile(url, runner.call(self._negotiate(url), timeout=NEGOTIATION_TIMEOUT))
+            except (ChatClientError, concurrent.futures.TimeoutError) as exc:
+                self._negotiation_errors[url] = str(exc) or type(exc).__name__
+                self.get_logger().error(f'{url}: negotiation failed: {self._negotiation_errors[url]}')
 
     def _probe_server(self) -> None:
-        if self._runner is None or self._health_pending:
+        runner = self._runner
+        if runner is None or self._health_pending:
             return
         self._health_pending = True
-        future = self._runner.submit_coroutine(self._runner.client.check_health())
+        future = runner.submit_coroutine(runner.client.check_health())
 
-        def store(done: concurrent.futures.Future) -> None:
+        def store(done) -> None:
             self._health_pending = False
-            if not done.cancelled() and done.exception() is None:
-                self._health = done.result()
-                if any(h.reachable for h in self._health) and not self._model:
-                    first = next(h for h in self._health if h.reachable)
-                    self._model = first.models[0] if first.models else ''
+            if done.cancelled() or done.exception() is not None:
+                return
+            self._health = done.result()
+            for health in self._health:
+                if not health.reachable:
+                    # Negotiate again when it comes back: it may be another server or version by then.
+                    with self._profiles_lock:
+                        self._profiles.pop(health.base_url, None)
+                elif health.base_url not in self._profiles and health.base_url not in self._negotiating:
+                    self._negotiate_in_background(health.base_url)
 
         future.add_done_callback(store)
 
+    def _negotiate_in_background(self, url: str) -> None:
+        runner = self._runner
+        if runner is None:
+            return
+        self._negotiating.add(url)
+        future = runner.submit_coroutine(self._negotiate(url))
+
+        def store(done) -> None:
+            self._negotiating.discard(url)
+            if done.cancelled():
+                return
+            if done.exception() is not None:
+                self._negotiation_errors[url] = str(done.exception())
+                return
+            self._store_profile(url, done.result())
+
+        future.add_done_callback(store)
+
+    # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
@@ -406,11 +519,16 @@ class BrainNode(LifecycleNode):
         self._diagnostics_pub.publish(array)
 
     def _server_status(self) -> DiagnosticStatus:
-        status = DiagnosticStatus(name=f'{self.get_name()}: model server',
+        # The fully qualified name: two brains in two namespaces are told apart.
+        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: model server',
                                   hardware_id=','.join(h.base_url for h in self._health))
         reachable = [h for h in self._health if h.reachable]
         healthy = [h for h in reachable if h.healthy]
-        model = self.get_parameter('server.model').value or self._model
+        with self._profiles_lock:
+            profile = next((self._profiles[h.base_url] for h in healthy if h.base_url in self._profiles), None)
+            negotiation_errors = dict(self._negotiation_errors)
+        model = self.get_parameter('server.model').value or (profile.model if profile else '')
+        warnings = []
         if not self._health:
             status.level, status.message = DiagnosticStatus.WARN, 'not checked yet'
         elif not reachable:
@@ -419,25 +537,57 @@ class BrainNode(LifecycleNode):
             status.level, status.message = DiagnosticStatus.ERROR, 'server reachable but unhealthy'
         elif model and not any(model in h.models for h in healthy):
             status.level, status.message = DiagnosticStatus.ERROR, f"model '{model}' is not served"
+        elif profile is None:
+            status.level = DiagnosticStatus.ERROR if negotiation_errors else DiagnosticStatus.WARN
+            status.message = ('negotiation failed: ' + '; '.join(negotiation_errors.values()) if negotiation_errors
+                              else 'negotiating with the server')
         else:
             status.level, status.message = DiagnosticStatus.OK, f"serving '{model}'"
+            if profile.constraint.value == 'none':
+                warnings.append('answers are unconstrained: ' + profile.constraint_note)
+            if profile.vision_ok is False:
+                warnings.append('vision self-check failed: ' + profile.vision_note)
+            if warnings:
+                status.level, status.message = DiagnosticStatus.WARN, f"serving '{model}'; " + '; '.join(warnings)
         runner = self._runner
         values = {
             'reachable': str(bool(reachable)).lower(),
             'model': model,
             'models served': ','.join(m for h in reachable for m in h.models),
+            **self._negotiated_values(profile),
             'last latency [ms]': f'{self._last_latency_ms:.1f}',
             'requests in flight': str(runner.in_flight if runner else 0),
             'queue depth': str(runner.waiting if runner else 0),
-            'goals admitted': str(self._admitted),
+            'goals admitted': str(self._goals.admitted),
             'last error': self._last_error,
             **{f'goals {k}': str(n) for k, n in self._stats.items()},
         }
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         return status
 
+    def _negotiated_values(self, profile: ServerProfile | None) -> dict[str, str]:
+        """What negotiation chose, as /diagnostics key-values (empty strings before it ran)."""
+        v = parameters.values(self)
+        if profile is None:
+            return {key: '' for key in ('server version', 'answer constraint', 'model family', 'model size',
+                                        'thinking', 'image budget [px]', 'server image limit', 'vision check')}
+        spec = resolve_model(v['model.family'], v['model.size'], profile.model)
+        settings = self._pipeline.settings if self._pipeline else parameters.pipeline_settings(v)
+        budget = profile.budget(settings.budget, settings.max_tokens)
+        constraint = profile.constraint.value if v['model.structured_outputs'] else 'none (model.structured_outputs false)'
+        return {
+            'server version': profile.version or 'unknown (not vLLM)',
+            'answer constraint': f'{constraint}: {profile.constraint_note}',
+            'model family': f'{spec.family.value} ({spec.source})',
+            'model size': spec.size.value,
+            'thinking': v['model.thinking'],
+            'image budget [px]': f'{budget.min_pixels}..{budget.max_pixels}',
+            'server image limit': profile.image_limit_note,
+            'vision check': profile.vision_note,
+        }
+
     def _camera_status(self) -> DiagnosticStatus:
-        status = DiagnosticStatus(name=f'{self.get_name()}: camera')
+        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: camera')
         frame = self._frames.latest_colour()
         if frame is None:
             status.level, status.message = DiagnosticStatus.WARN, 'no frame received yet'
@@ -445,30 +595,82 @@ class BrainNode(LifecycleNode):
         else:
             age = self._now() - frame.stamp
             status.level, status.message = DiagnosticStatus.OK, f'last frame {age:.2f} s old'
-        status.values = [KeyValue(key='frames received', value=str(self._frames.colour_count)),
+        status.values = [*(KeyValue(key=k, value=v) for k, v in self._frames.diagnostic_values().items()),
                          KeyValue(key='last frame age [s]', value=f'{age:.3f}'),
                          KeyValue(key='camera_info', value=str(self._frames.camera_info() is not None).lower())]
         return status
 
 
+def _url_problem(urls: tuple[str, ...]) -> str:
+    """'' when every base URL is an http(s) URL with a host, else what is wrong."""
+    if not urls:
+        return 'server.base_urls is empty: give at least one model server base URL, e.g. http://127.0.0.1:9010/v1'
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            return f"server.base_urls has '{url}', which is not an http(s) URL with a host (e.g. http://host:9010/v1)"
+        try:
+            _ = parts.port     # raises for a port that is not a number in 0..65535
+        except ValueError:
+            return f"server.base_urls has '{url}', whose port is not a number in 0..65535"
+    return ''
+
+
+class GracefulStop:
+    """SIGINT / SIGTERM: end every goal (aborted, NODE_STOPPING, results sent), then stop the executor.
+
+    rclpy's own handler shuts the context down at once, so results of goals in flight could never be sent and
+    their clients waited for nothing. Here the goals end while the executor still spins; `done` is set after
+    that, which ends the spin. A second signal (launch forwards SIGINT again) finds the stop under way and does
+    nothing.
+    """
+
+    def __init__(self, node: BrainNode) -> None:
+        self._node = node
+        self._thread: threading.Thread | None = None
+        self.done = threading.Event()
+
+    def request(self, signum: int = 0, frame: Any = None) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._stop, name='robobrain-stop', daemon=True)
+            self._thread.start()
+
+    def _stop(self) -> None:
+        self._node.get_logger().info('stopping: ending the goals in flight')
+        self._node._teardown()
+        self.done.set()
+
+    def finish(self) -> None:
+        """After the spin: the stop requested by a signal completes, or, without one, happens now."""
+        if self._thread is None:
+            self._node._teardown()
+        else:
+            self._thread.join()
+
+
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = BrainNode()
+    stop = GracefulStop(node)
+    signal.signal(signal.SIGINT, stop.request)
+    signal.signal(signal.SIGTERM, stop.request)
     # Each running or queued goal holds an executor thread while it waits for its answer; a few more keep
     # camera callbacks, timers and new goals flowing whatever the load.
     threads = (node.get_parameter('queries.max_concurrent').value
                + node.get_parameter('queries.max_queued').value + 4)
     executor = MultiThreadedExecutor(num_threads=threads)
     executor.add_node(node)
-    if node.get_parameter('autostart').value:
-        node.trigger_configure()
+    if node.get_parameter('autostart').value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     try:
-        executor.spin()
+        # Short waits, not spin(): Python runs the signal handler only between them, and an unconfigured node has
+        # no timer that would end a wait.
+        while not stop.done.is_set() and rclpy.ok(context=node.context):
+            executor.spin_once(timeout_sec=SIGNAL_CHECK_PERIOD)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._teardown()
+        stop.finish()
         node.destroy_node()
         rclpy.try_shutdown()
 

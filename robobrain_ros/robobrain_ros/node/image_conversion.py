@@ -5,9 +5,13 @@ Why not cv_bridge: on a ROS 2 install it is fine, but the PyPI port used with th
 which corrupts depth. The conversions needed here are few and are done directly on the message buffer
 (no copy for the common encodings), honouring step and endianness, with an error that says what is wrong.
 The functions read message fields only, so any object with the same fields works (tests use plain ones).
+Compressed images are decoded only after their header says how large they are: a few hundred bytes of a
+crafted PNG can claim a size whose decoding would allocate gigabytes.
 """
 
 from __future__ import annotations
+
+import struct
 
 import cv2
 import numpy as np
@@ -32,6 +36,17 @@ _DEPTH_ENCODINGS: dict[str, tuple[str, float]] = {
 
 SUPPORTED_COLOUR_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
 SUPPORTED_DEPTH_ENCODINGS = ('16UC1', '32FC1')
+
+# The largest compressed image decoded, in pixels (8192x8192: 201 MB as RGB). Cameras stay far below it (4K is
+# 8.3 Mpx); OpenCV's own limit (2^30 px) would let one message allocate 3 GB.
+MAX_COMPRESSED_PIXELS = 8192 * 8192
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic...): they carry the image size.
+# Not C4 (Huffman tables), C8 (reserved), CC (arithmetic conditioning).
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM and the restart markers RST0-7.
+_JPEG_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
 
 
 class ImageConversionError(ValueError):
@@ -75,11 +90,64 @@ def image_to_rgb(msg) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(view), conversion)
 
 
-def compressed_to_rgb(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg or png) -> HxWx3 uint8 RGB."""
+def compressed_image_size(data) -> tuple[int, int] | None:
+    """(width, height) read from a PNG's or JPEG's header (bytes-like) without decoding it; None when neither or
+    unreadable."""
+    data = memoryview(data).cast('B')
+    if data[:8] == _PNG_SIGNATURE:
+        # The first chunk is IHDR: length (4), type (4), width (4), height (4), big-endian.
+        if len(data) < 24 or data[12:16] != b'IHDR':
+            return None
+        width, height = struct.unpack('>II', data[16:24])
+        return width, height
+    if data[:2] == b'\xff\xd8':
+        return _jpeg_frame_size(data)
+    return None
+
+
+def _jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
+    """The size in the first start-of-frame segment, walking the marker segments before it."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:                       # fill byte before a marker
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE_MARKERS:
+            pos += 2
+            continue
+        if marker in (0xD8, 0xD9, 0xDA):        # a second SOI, EOI, or scan data before any frame header
+            return None
+        (length,) = struct.unpack('>H', data[pos + 2:pos + 4])
+        if marker in _JPEG_FRAME_MARKERS:
+            if pos + 9 > len(data):
+                return None
+            height, width = struct.unpack('>HH', data[pos + 5:pos + 9])
+            # Height 0 is defined later by a DNL marker: the size is not known before decoding.
+            return (width, height) if height else None
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
+def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png, at most max_pixels pixels) -> HxWx3 uint8 RGB."""
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
         raise ImageConversionError('empty compressed image')
+    size = compressed_image_size(data)
+    if size is None:
+        raise ImageConversionError(
+            f"could not decode the compressed image (format '{msg.format}', {data.size} bytes): not JPEG or PNG, "
+            'or its header is corrupt')
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageConversionError(
+            f'compressed image of {width}x{height} pixels is larger than the limit of {max_pixels} pixels: '
+            'refused before decoding')
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if decoded is None or decoded.size == 0:
         raise ImageConversionError(

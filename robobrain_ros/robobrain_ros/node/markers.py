@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
+from robobrain_ros.protocol import annotate
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from robobrain_interfaces.msg import BoxAnswer, PointsAnswer, TrajectoryAnswer
-from robobrain_ros.protocol import annotate
-
 
 
 def _rgba(rgb: tuple[int, int, int]) -> ColorRGBA:
@@ -29,8 +28,12 @@ POINT_DIAMETER = 0.03   # [m]
 LINE_WIDTH = 0.01       # [m]
 
 
-def answer_markers(answer, lifetime_s: float) -> MarkerArray | None:
-    """Markers for a PointsAnswer, BoxAnswer or TrajectoryAnswer; None when nothing has a valid 3D position."""
+def answer_markers(answer, lifetime_s: float) -> MarkerArray:
+    """Markers for an answer: DELETEALL, then its valid 3D points (PointsAnswer, BoxAnswer, TrajectoryAnswer).
+
+    An answer without 3D points (no depth, a plan, a failed goal) still clears the previous answer's markers:
+    RViz must never show points the latest answer did not give.
+    """
     header = answer.info.header
     lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
     if isinstance(answer, (PointsAnswer, TrajectoryAnswer)):
@@ -38,14 +41,14 @@ def answer_markers(answer, lifetime_s: float) -> MarkerArray | None:
     elif isinstance(answer, BoxAnswer):
         valid = [(0, answer.center_3d.position)] if answer.has_box and answer.center_3d.valid else []
     else:
-        return None
-    if not valid:
-        return None
+        valid = []
 
     array = MarkerArray()
     clear = Marker(action=Marker.DELETEALL)
     clear.header = header
     array.markers.append(clear)
+    if not valid:
+        return array
 
     def marker(ns: str, marker_id: int, kind: int, colour: ColorRGBA) -> Marker:
         m = Marker(ns=ns, id=marker_id, type=kind, action=Marker.ADD, lifetime=lifetime, color=colour)

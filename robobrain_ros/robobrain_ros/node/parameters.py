@@ -6,6 +6,7 @@ config/brain.yaml documents the same keys for users; test_parameters checks the 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,14 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 
 from robobrain_ros.client import split_base_urls
+from robobrain_ros.node.depth_lifting import LiftSettings
 from robobrain_ros.node.query_pipeline import PipelineSettings
+from robobrain_ros.node.server_profile import NegotiationSettings
 from robobrain_ros.protocol import ImageBudget, Task
 
 THINKING_CHOICES = ('off', 'on', 'none')
 FAMILY_CHOICES = ('auto', 'robobrain2.0', 'robobrain2.5')
+SIZE_CHOICES = ('auto', '3b', '7b', '32b')
 TASK_CHOICES = tuple(t.value for t in Task)
 
 
@@ -35,7 +39,11 @@ PARAMETERS: dict[str, Spec] = {
     'server.base_urls': Spec(['http://127.0.0.1:9010/v1'],
                              'OpenAI-compatible base URLs of the model servers, tried in order on connection '
                              'failure (e.g. http://127.0.0.1:9010/v1)', read_only=True),
-    'server.api_key': Spec('', 'API key sent as a Bearer token (never logged); empty = none', read_only=True),
+    # The key itself is no parameter: `ros2 param get` and /parameter_events would show it to anyone on the network.
+    'server.api_key_env': Spec('ROBOBRAIN_API_KEY', 'environment variable holding the API key sent as a Bearer '
+                               'token (unset or empty = no key); empty name = no variable', read_only=True),
+    'server.api_key_file': Spec('', 'file holding the API key (one line); when given it wins over '
+                                'server.api_key_env, and a file that cannot be read fails configure', read_only=True),
     'server.model': Spec('', 'served model name; empty = the first model listed by /v1/models', read_only=True),
     'server.connect_timeout': Spec(3.0, '[s] TCP connect timeout per attempt', read_only=True,
                                    float_range=(0.1, 60.0)),
@@ -43,10 +51,17 @@ PARAMETERS: dict[str, Spec] = {
                                  read_only=True, float_range=(1.0, 3600.0)),
     'server.health_period': Spec(2.0, '[s] how often the server is probed for /diagnostics', read_only=True,
                                  float_range=(0.2, 600.0)),
-    'model.family': Spec('auto', 'coordinate convention of the answers: robobrain2.0 (pixels of the image the '
-                         'model saw), robobrain2.5 (0..1000), or auto (from the model name)', choices=FAMILY_CHOICES),
-    'model.thinking': Spec('off', "default thinking switch: 'on', 'off' (7B/32B), or 'none' (append nothing: 3B)",
-                           choices=THINKING_CHOICES),
+    'server.self_check': Spec(True, 'at configure (and when a server comes back) prove with tiny requests that the '
+                              'server enforces the answer constraint and keeps images at the size sent', read_only=True),
+    'server.vision_check': Spec(False, 'at configure, also send a probe image with a known answer to check that the '
+                                "server's vision works (reported on /diagnostics, never fatal)", read_only=True),
+    'model.family': Spec('auto', 'prompts and coordinate convention: robobrain2.0 (pixels of the image the model '
+                         'saw), robobrain2.5 (0..1000), or auto (a strict match of the served model name, e.g. '
+                         'RoboBrain2.0-7B; any other name: robobrain2.0)', choices=FAMILY_CHOICES),
+    'model.size': Spec('auto', 'model size, which decides the thinking prefill (2.0 7B/32B: <think>...; 2.0 3B and '
+                       '2.5: nothing): 3b, 7b, 32b or auto (from the served model name)', choices=SIZE_CHOICES),
+    'model.thinking': Spec('off', "default thinking switch: 'on', 'off', or 'none' (append nothing whatever the "
+                           'model)', choices=THINKING_CHOICES),
     'model.structured_outputs': Spec(True, 'constrain answers to the task format with vLLM structured outputs'),
     'model.temperature': Spec(0.7, 'sampling temperature (RoboBrain: 0.7; 0 = greedy)', float_range=(0.0, 2.0)),
     'model.max_tokens': Spec(768, 'most tokens generated per answer (RoboBrain: 768)', int_range=(1, 32768)),
@@ -73,6 +88,9 @@ PARAMETERS: dict[str, Spec] = {
     'queries.result_timeout': Spec(300, '[s] how long a finished goal keeps its result for clients that ask late '
                                    "(rclpy's default, 10 s, answers STATUS_UNKNOWN to a get-result request that a "
                                    'busy client or network delayed past it)', read_only=True, int_range=(1, 86400)),
+    'queries.drain_timeout': Spec(5.0, '[s] on deactivate or shutdown, how long running goals get to end (they are '
+                                  'aborted with NODE_STOPPING) before the node goes on', read_only=True,
+                                  float_range=(0.0, 600.0)),
     'queries.default_task': Spec('pointing', 'task of instructions received on ~/task (std_msgs/String)',
                                  choices=TASK_CHOICES),
     'topics.image': Spec('image', 'sensor_msgs/Image colour topic; empty = not subscribed', read_only=True),
@@ -87,6 +105,10 @@ PARAMETERS: dict[str, Spec] = {
                               '(depth often arrives a little later)', float_range=(0.0, 5.0)),
     'camera.lift_window': Spec(5, '[px] side of the window whose median depth is used per point',
                                int_range=(1, 51)),
+    'camera.depth_registered': Spec(False, 'the depth image is registered to the colour image even though its '
+                                    'frame_id differs; false = lift only when the frame_ids match'),
+    'camera.rectified': Spec(False, 'the colour image is rectified (use camera_info P, no distortion); false = raw '
+                             '(undistort points with camera_info D and K)'),
     'output.markers': Spec(True, 'publish RViz markers on ~/markers'),
     'output.annotated_image': Spec(True, 'publish the frame with the answer drawn on ~/annotated_image'),
     'output.marker_lifetime': Spec(0.0, '[s] marker lifetime; 0 = until the next answer replaces them',
@@ -128,6 +150,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
     thinking = {'on': True, 'off': False, 'none': None}[v['model.thinking']]
     return PipelineSettings(
         model_family=v['model.family'],
+        model_size=v['model.size'],
         thinking=thinking,
         structured_outputs=v['model.structured_outputs'],
         temperature=v['model.temperature'],
@@ -137,12 +160,32 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         goal_timeout=v['queries.goal_timeout'],
         max_image_age=v['queries.max_image_age'],
         max_instruction_chars=v['queries.max_instruction_chars'],
-        depth_sync_tolerance=v['camera.depth_sync_tolerance'],
-        depth_wait=v['camera.depth_wait'],
-        lift_window=v['camera.lift_window'],
+        lift=LiftSettings(sync_tolerance=v['camera.depth_sync_tolerance'], depth_wait=v['camera.depth_wait'],
+                          window=v['camera.lift_window'], depth_registered=v['camera.depth_registered'],
+                          rectified=v['camera.rectified']),
         extra_body=parse_extra_body(v['model.extra_body']),
         processor_kwargs=v['model.send_processor_kwargs'],
     )
+
+
+def negotiation_settings(v: dict[str, Any]) -> NegotiationSettings:
+    return NegotiationSettings(model=v['server.model'], family=v['model.family'], size=v['model.size'],
+                               check_constraint=v['server.self_check'], check_vision=v['server.vision_check'],
+                               budget=ImageBudget(max_pixels=v['model.max_pixels'], min_pixels=v['model.min_pixels']))
+
+
+def check_settings(v: dict[str, Any]) -> str:
+    """'' when the values make a working node, else why not. Each value may be in its own range and the whole
+    still impossible (model.min_pixels above model.max_pixels): a live change is refused before it is applied."""
+    for name, value in v.items():
+        reason = check_choice(name, value)
+        if reason:
+            return reason
+    try:
+        pipeline_settings(v)
+    except ValueError as exc:
+        return str(exc)
+    return ''
 
 
 def parse_extra_body(text: str) -> dict[str, Any]:
@@ -156,6 +199,29 @@ def parse_extra_body(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f'model.extra_body must be a JSON object, got {type(value).__name__}')
     return value
+
+
+def load_api_key(env_name: str, file_path: str) -> str:
+    """The model server's API key: from file_path when given (it wins), else from $env_name; '' = no key.
+
+    The file holds the key on its first line (surrounding whitespace and the newline are dropped). A file that is
+    named but cannot be read, or is empty, raises ValueError naming the file (never the key): a robot configured
+    for a key must not silently run without one.
+    """
+    if file_path:
+        path = os.path.expanduser(file_path)
+        try:
+            with open(path, encoding='utf-8') as f:
+                lines = f.read().strip().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ValueError(f'server.api_key_file {path} cannot be read: {reason}') from None
+        if not lines or not lines[0].strip():
+            raise ValueError(f'server.api_key_file {path} is empty')
+        return lines[0].strip()
+    if env_name:
+        return os.environ.get(env_name, '').strip()
+    return ''
 
 
 def base_urls(v: dict[str, Any]) -> tuple[str, ...]:

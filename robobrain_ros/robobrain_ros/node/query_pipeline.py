@@ -1,29 +1,43 @@
 """One query, start to end: frame -> request -> completion -> Answer -> 3D points, with a reason for every failure.
 
-Runs in the calling thread (an action's execute callback or the ~/task worker); only the HTTP part goes
-to the GenerationRunner's loop. Knows ROS message fields (images, camera_info) but publishes nothing:
-turning an outcome into messages is answer_messages.py's job.
+Runs in the calling thread (an action's execute callback or a ~/task worker); only the HTTP part goes to the
+GenerationRunner's loop. Stages: validate the goal, take a frame, look up the negotiated server, prepare the
+image and the request, generate, interpret the completion, lift to 3D. Each stage either fills the outcome or
+fails it with a QueryCode and a message a person can act on. Knows the fields of ROS image messages (duck
+typed) but no ROS types: codes are a plain enum, mapped to robobrain_interfaces/QueryStatus at the node's edge.
 """
 
 from __future__ import annotations
 
-import threading
+import concurrent.futures
+import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from robobrain_interfaces.msg import QueryStatus
-
-from robobrain_ros.client import ServerUnreachable, StreamStalled
-from robobrain_ros.client.generation import STAGE_GENERATING, STAGE_QUEUED, Generation, GenerationRunner
+from robobrain_ros.client import ChatClientError, ServerUnreachable, StreamStalled
+from robobrain_ros.client.generation import STAGE_GENERATING, STAGE_QUEUED, CancelLatch, Generation, GenerationRunner
+from robobrain_ros.node.depth_lifting import LiftSettings, lift_answer_points
 from robobrain_ros.node.frame_cache import CachedFrame, FrameCache
-from robobrain_ros.node.image_conversion import (ImageConversionError, compressed_to_rgb, depth_to_array,
-                                                 image_to_rgb)
-from robobrain_ros.protocol import (Answer, CameraIntrinsics, ImageBudget, LiftedPoint, PixelPoint,
-                                    Task, build_request, lift_to_3d, parse_completion, prepare_image,
-                                    resolve_model_family)
+from robobrain_ros.node.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+from robobrain_ros.node.server_profile import ServerProfile
+from robobrain_ros.protocol import (
+    Answer,
+    BuiltRequest,
+    ConstraintDialect,
+    ImageBudget,
+    LiftedPoint,
+    PixelPoint,
+    PreparedImage,
+    Task,
+    build_request,
+    parse_completion,
+    prepare_image,
+    resolve_model,
+)
+from robobrain_ros.protocol.tasks import SINGLE_IMAGE_TASKS
 
 # Feedback stages, as in every action's Feedback (robobrain_interfaces/action/*.action).
 FEEDBACK_WAITING_FOR_IMAGE = 0
@@ -34,13 +48,37 @@ _RUNNER_STAGES = {STAGE_QUEUED: FEEDBACK_QUEUED, STAGE_GENERATING: FEEDBACK_GENE
 
 THINKING_DEFAULT, THINKING_OFF, THINKING_ON = 0, 1, 2
 
+# How long past the goal's deadline a generation may take to report back before the query stops waiting for
+# it (the generation ends itself at the deadline; this only guards against a runner that never answers).
+RESULT_GRACE = 5.0   # [s]
+
 FeedbackCallback = Callable[[int, str, int], None]   # (stage, new text, tokens so far)
+
+
+class QueryCode(enum.Enum):
+    """How a query ended; the node maps each to the QueryStatus constant of the same name."""
+
+    OK = 'ok'
+    NOT_FOUND = 'not_found'
+    NO_IMAGE = 'no_image'
+    IMAGE_TOO_OLD = 'image_too_old'
+    BAD_IMAGE = 'bad_image'
+    BAD_GOAL = 'bad_goal'
+    SERVER_UNREACHABLE = 'server_unreachable'
+    SERVER_ERROR = 'server_error'
+    TIMEOUT = 'timeout'
+    PARSE_ERROR = 'parse_error'
+    CANCELED = 'canceled'
+    PIXELS_UNTRUSTED = 'pixels_untrusted'
+    NODE_STOPPING = 'node_stopping'
+    INTERNAL_ERROR = 'internal_error'
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
     model_family: str = 'auto'            # auto | robobrain2.0 | robobrain2.5
-    thinking: bool | None = False         # node default: True, False, or None (append nothing: 3B models)
+    model_size: str = 'auto'              # auto | 3b | 7b | 32b
+    thinking: bool | None = False         # node default: True, False, or None (append nothing)
     structured_outputs: bool = True
     temperature: float = 0.7
     max_tokens: int = 768
@@ -49,9 +87,7 @@ class PipelineSettings:
     goal_timeout: float = 60.0            # [s]
     max_image_age: float = 1.0            # [s]
     max_instruction_chars: int = 4000
-    depth_sync_tolerance: float = 0.05    # [s]
-    depth_wait: float = 0.2               # [s] how long to wait for the depth frame matching the colour frame
-    lift_window: int = 5                  # [px]
+    lift: LiftSettings = LiftSettings()
     extra_body: dict[str, Any] = field(default_factory=dict)   # merged into every request body
     processor_kwargs: bool = False        # send the budget as mm_processor_kwargs (--trust-request-mm-kwargs)
 
@@ -61,43 +97,36 @@ class QueryRequest:
     task: Task
     instruction: str
     thinking: int = THINKING_DEFAULT
-    image: Any = None                     # sensor_msgs/Image from a goal; None or empty = camera topic
+    image: Any = None                     # sensor_msgs/Image from a goal; None or empty = none
+    compressed_image: Any = None          # sensor_msgs/CompressedImage from a goal; None or no data = none
     max_image_age: float = 0.0            # [s] 0 = settings
     timeout: float = 0.0                  # [s] 0 = settings
     extra_body: dict[str, Any] | None = None   # merged into the HTTP body (benchmarks force min_tokens)
 
 
-class CancelToken:
-    """Shared between the thread running a query and whoever may cancel it (an action's cancel callback)."""
+class CancelToken(CancelLatch):
+    """The latch between a query and whoever may stop it (a client's cancel, deactivate, shutdown), with the
+    reason: who stopped it. The first reason given is kept."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self._generation = None
+        super().__init__()
+        self._reason = (QueryCode.CANCELED, 'canceled')
 
     @property
-    def requested(self) -> bool:
-        return self._event.is_set()
+    def reason(self) -> tuple[QueryCode, str]:
+        return self._reason
 
-    def cancel(self) -> None:
+    def cancel(self, code: QueryCode = QueryCode.CANCELED, message: str = 'canceled') -> bool:
         with self._lock:
-            self._event.set()
-            generation = self._generation
-        if generation is not None:
-            generation.cancel()
-
-    def attach(self, generation) -> None:
-        with self._lock:
-            self._generation = generation
-            cancelled = self._event.is_set()
-        if cancelled:
-            generation.cancel()
+            if not self._event.is_set():
+                self._reason = (code, message)
+        return super().cancel()
 
 
 @dataclass
 class QueryOutcome:
     request: QueryRequest
-    code: int = QueryStatus.OK
+    code: QueryCode = QueryCode.OK
     message: str = ''
     header: Any = None                    # std_msgs/Header of the image used (None when none was)
     image_source: str = ''
@@ -115,21 +144,39 @@ class QueryOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.code == QueryStatus.OK
+        return self.code is QueryCode.OK
 
-    def fail(self, code: int, message: str) -> 'QueryOutcome':
+    def fail(self, code: QueryCode, message: str) -> 'QueryOutcome':
         self.code, self.message = code, message
         return self
 
 
+class QueryFailed(Exception):
+    """Raised by a stage to end the query with a code and a message."""
+
+    def __init__(self, code: QueryCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Frame:
+    msg: Any
+    header: Any
+    compressed: bool
+    stamp: float                          # [s]
+    from_goal: bool
+
+
 class QueryPipeline:
     def __init__(self, settings: PipelineSettings, frames: FrameCache, runner: GenerationRunner,
-                 now: Callable[[], float], model_name: Callable[[], str], colour_topic: str) -> None:
+                 now: Callable[[], float], server: Callable[[], ServerProfile], colour_topic: str) -> None:
         self._settings = settings
         self._frames = frames
         self._runner = runner
         self._now = now
-        self._model_name = model_name
+        self._server = server
         self._colour_topic = colour_topic
 
     @property
@@ -144,120 +191,84 @@ class QueryPipeline:
         outcome = QueryOutcome(request=request)
         try:
             self._run(request, feedback, cancel, outcome, start)
+        except QueryFailed as failure:
+            outcome.fail(failure.code, failure.message)
         except Exception as exc:  # every goal must end: a bug becomes an explained abort, not a hang
-            outcome.fail(QueryStatus.INTERNAL_ERROR, f'{type(exc).__name__}: {exc}')
+            outcome.fail(QueryCode.INTERNAL_ERROR, f'{type(exc).__name__}: {exc}')
+        if cancel.requested and outcome.code is not QueryCode.OK:
+            # Whatever the query was doing when it was stopped, the reason it ended is the stop.
+            outcome.fail(*cancel.reason)
         outcome.latency['total'] = (time.perf_counter() - start) * 1e3
         return outcome
 
     def _run(self, request: QueryRequest, feedback: FeedbackCallback, cancel: CancelToken,
              outcome: QueryOutcome, start: float) -> None:
         settings = self._settings
-        problem = self._validate(request)
-        if problem:
-            outcome.fail(QueryStatus.BAD_GOAL, problem)
-            return
+        self._validate(request, settings)
         timeout = request.timeout or settings.goal_timeout
         deadline = start + timeout
         outcome.thinking = {THINKING_DEFAULT: settings.thinking, THINKING_OFF: False,
                             THINKING_ON: True}[request.thinking]
 
         frame = self._acquire_frame(request, feedback, cancel, outcome, deadline)
-        if frame is None:
-            return
-        msg, header, compressed, stamp = frame
-
-        # Model name and family first: a dead server should fail the goal before any image work.
-        try:
-            outcome.model = self._model_name()
-        except ServerUnreachable as exc:
-            outcome.fail(QueryStatus.SERVER_UNREACHABLE, str(exc))
-            return
-        family = resolve_model_family(settings.model_family, outcome.model)
-        outcome.model_family = family.value
+        # The server before any image work: a dead server fails the goal at once.
+        server = self._server_profile()
+        spec = resolve_model(settings.model_family, settings.model_size, server.model)
+        outcome.model, outcome.model_family = server.model, spec.family.value
 
         began = time.perf_counter()
-        try:
-            rgb = compressed_to_rgb(msg) if compressed else image_to_rgb(msg)
-            outcome.rgb = rgb
-            outcome.original_size = (int(rgb.shape[1]), int(rgb.shape[0]))
-            prepared = prepare_image(rgb, settings.budget, settings.jpeg_quality)
-        except (ImageConversionError, ValueError) as exc:
-            outcome.fail(QueryStatus.BAD_IMAGE, f'cannot use the image: {exc}')
-            return
-        outcome.sent_size = prepared.sent_size
-        try:
-            built = build_request(request.task, request.instruction, [prepared], outcome.thinking, family,
-                                  model=outcome.model, budget=settings.budget,
-                                  structured=settings.structured_outputs,
-                                  max_tokens=settings.max_tokens, temperature=settings.temperature,
-                                  processor_kwargs=settings.processor_kwargs,
-                                  extra={**settings.extra_body, **(request.extra_body or {})})
-        except ValueError as exc:
-            outcome.fail(QueryStatus.BAD_GOAL, str(exc))
-            return
+        prepared = self._prepare_image(frame, server, settings, outcome)
+        built = self._build(request, prepared, server, spec, settings, outcome)
         outcome.latency['preprocess'] = (time.perf_counter() - began) * 1e3
-        outcome.image_age = max(0.0, self._now() - stamp)
+        outcome.image_age = max(0.0, self._now() - frame.stamp)
 
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            outcome.fail(QueryStatus.TIMEOUT, f'the goal timeout ({timeout:g} s) passed before the request was sent')
-            return
-        if cancel.requested:
-            outcome.fail(QueryStatus.CANCELED, 'canceled before the request was sent')
-            return
-
-        def on_progress(stage: str, text: str, tokens: int) -> None:
-            feedback(_RUNNER_STAGES.get(stage, FEEDBACK_GENERATING), text, tokens)
-
-        handle = self._runner.submit(built.body, on_progress, remaining)
-        cancel.attach(handle)
-        generation = handle.result()
+        generation = self._generate(built, feedback, cancel, deadline, timeout)
         outcome.generation = generation
         outcome.latency.update(queue=generation.queue_ms, first_token=generation.first_token_ms,
                                generation=generation.generation_ms)
-        if not self._generation_ok(generation, outcome, timeout):
-            # Keep what was generated: a planner (or a person) can still read why it failed.
-            outcome.answer = parse_completion(request.task, generation.text, outcome.thinking,
-                                              prepared.sent_size, outcome.original_size, family)
-            return
-
-        feedback(FEEDBACK_PARSING, '', generation.tokens)
         began = time.perf_counter()
-        answer = parse_completion(request.task, generation.text, outcome.thinking, prepared.sent_size,
-                                  outcome.original_size, family)
-        outcome.answer = answer
-        if answer.error:
-            note = ' (generation stopped at max_tokens)' if generation.finish_reason == 'length' else ''
-            outcome.fail(QueryStatus.PARSE_ERROR, answer.error + note)
-        else:
-            outcome.lifted, lift_note = self._lift(answer, stamp, outcome.original_size)
-            outcome.message = '; '.join(n for n in (lift_note, _resize_warning(generation, prepared.sent_size,
-                                                                                settings.budget.factor)) if n)
+        # Parsed even when the generation failed: a planner (or a person) can still read what was said.
+        outcome.answer = parse_completion(request.task, generation.text, outcome.thinking, prepared.sent_size,
+                                          outcome.original_size, spec)
+        self._check_generation(generation, timeout)
+        feedback(FEEDBACK_PARSING, '', generation.tokens)
+        self._interpret(outcome, generation, built)
+        outcome.lifted, lift_note = self._lift(outcome.answer, frame, outcome.original_size)
+        outcome.message = '; '.join(note for note in (outcome.message, lift_note) if note)
         outcome.latency['postprocess'] = (time.perf_counter() - began) * 1e3
 
-    def _validate(self, request: QueryRequest) -> str:
+    # ------------------------------------------------------------------ stages
+    @staticmethod
+    def _validate(request: QueryRequest, settings: PipelineSettings) -> None:
+        def bad(message: str) -> QueryFailed:
+            return QueryFailed(QueryCode.BAD_GOAL, message)
+
         if not request.instruction or not request.instruction.strip():
-            return 'the instruction is empty'
-        if len(request.instruction) > self._settings.max_instruction_chars:
-            return (f'the instruction has {len(request.instruction)} characters, more than '
-                    f'max_instruction_chars ({self._settings.max_instruction_chars})')
+            raise bad('the instruction is empty')
+        if len(request.instruction) > settings.max_instruction_chars:
+            raise bad(f'the instruction has {len(request.instruction)} characters, more than '
+                      f'max_instruction_chars ({settings.max_instruction_chars})')
         if request.thinking not in (THINKING_DEFAULT, THINKING_OFF, THINKING_ON):
-            return (f'unknown thinking value {request.thinking}: use THINKING_DEFAULT (0), THINKING_OFF (1) '
-                    'or THINKING_ON (2)')
+            raise bad(f'unknown thinking value {request.thinking}: use THINKING_DEFAULT (0), THINKING_OFF (1) '
+                      'or THINKING_ON (2)')
         for name in ('timeout', 'max_image_age'):
             value = getattr(request, name)
             if not (value >= 0.0) or value == float('inf'):
-                return f'{name} must be a finite number >= 0 (0 = the node default), got {value}'
-        return ''
+                raise bad(f'{name} must be a finite number >= 0 (0 = the node default), got {value}')
+        if _has_raw(request.image) and _has_compressed(request.compressed_image):
+            raise bad('the goal carries both image and compressed_image: give at most one')
 
     def _acquire_frame(self, request: QueryRequest, feedback: FeedbackCallback, cancel: CancelToken,
-                       outcome: QueryOutcome, deadline: float):
-        """(message, header, compressed, stamp [s]) of the image to use, or None with outcome failed."""
-        image = request.image
-        if image is not None and int(getattr(image, 'width', 0)) > 0:
+                       outcome: QueryOutcome, deadline: float) -> _Frame:
+        """The image to use: the goal's own, else the newest camera frame young enough (waiting for one)."""
+        if _has_raw(request.image) or _has_compressed(request.compressed_image):
+            compressed = not _has_raw(request.image)     # _validate refused goals that carry both
+            image = request.compressed_image if compressed else request.image
             outcome.header = image.header
             outcome.image_source = 'goal'
-            return image, image.header, False, _stamp_seconds(image.header) or self._now()
+            stamp = _stamp_seconds(image.header)
+            # A goal image without a stamp gets "now" for its age; depth is never paired with it (lifting).
+            return _Frame(image, image.header, compressed, stamp or self._now(), from_goal=True)
         max_age = request.max_image_age or self._settings.max_image_age
         waited = time.perf_counter()
         frame: CachedFrame | None = self._frames.latest_colour()
@@ -268,80 +279,145 @@ class QueryPipeline:
             outcome.latency['image_wait'] = (time.perf_counter() - waited) * 1e3
             if frame is None:
                 if cancel.requested:
-                    outcome.fail(QueryStatus.CANCELED, 'canceled while waiting for a camera frame')
-                elif newest is None:
-                    outcome.fail(QueryStatus.NO_IMAGE,
-                                 f"no frame arrived on '{self._colour_topic}' within the goal timeout "
-                                 f'({(deadline - waited):.3g} s) and the goal carried no image')
-                else:
-                    outcome.fail(QueryStatus.IMAGE_TOO_OLD,
-                                 f"the newest frame on '{newest.topic}' is {self._now() - newest.stamp:.3g} s old, "
-                                 f'older than max_image_age ({max_age:g} s), and no newer one arrived in time')
-                return None
-        outcome.header = frame.msg.header
+                    raise QueryFailed(*cancel.reason)
+                if newest is None:
+                    raise QueryFailed(QueryCode.NO_IMAGE,
+                                      f"no frame arrived on '{self._colour_topic}' within the goal timeout "
+                                      f'({(deadline - waited):.3g} s) and the goal carried no image')
+                raise QueryFailed(QueryCode.IMAGE_TOO_OLD,
+                                  f"the newest frame on '{newest.topic}' is {self._now() - newest.stamp:.3g} s old, "
+                                  f'older than max_image_age ({max_age:g} s), and no newer one arrived in time')
+        msg = frame.msg
+        outcome.header = msg.header
         outcome.image_source = frame.topic
-        return frame.msg, frame.msg.header, frame.compressed, frame.stamp
+        return _Frame(msg, msg.header, frame.compressed, frame.stamp, from_goal=False)
 
-    def _generation_ok(self, generation: Generation, outcome: QueryOutcome, timeout: float) -> bool:
+    def _server_profile(self) -> ServerProfile:
+        try:
+            return self._server()
+        except ServerUnreachable as exc:
+            raise QueryFailed(QueryCode.SERVER_UNREACHABLE, str(exc)) from None
+        except ChatClientError as exc:   # reached, but its answers about itself are unusable
+            raise QueryFailed(QueryCode.SERVER_ERROR, str(exc)) from None
+
+    @staticmethod
+    def _prepare_image(frame: _Frame, server: ServerProfile, settings: PipelineSettings,
+                       outcome: QueryOutcome) -> PreparedImage:
+        try:
+            rgb = compressed_to_rgb(frame.msg) if frame.compressed else image_to_rgb(frame.msg)
+            outcome.rgb = rgb
+            outcome.original_size = (int(rgb.shape[1]), int(rgb.shape[0]))
+            prepared = prepare_image(rgb, server.budget(settings.budget, settings.max_tokens), settings.jpeg_quality)
+        except (ImageConversionError, ValueError) as exc:
+            raise QueryFailed(QueryCode.BAD_IMAGE, f'cannot use the image: {exc}') from None
+        outcome.sent_size = prepared.sent_size
+        return prepared
+
+    @staticmethod
+    def _build(request: QueryRequest, prepared: PreparedImage, server: ServerProfile, spec,
+               settings: PipelineSettings, outcome: QueryOutcome) -> BuiltRequest:
+        constraint = server.constraint if settings.structured_outputs else ConstraintDialect.NONE
+        try:
+            return build_request(request.task, request.instruction, [prepared], outcome.thinking, spec,
+                                 model=server.model, budget=server.budget(settings.budget, settings.max_tokens),
+                                 constraint=constraint, max_tokens=settings.max_tokens,
+                                 temperature=settings.temperature, processor_kwargs=settings.processor_kwargs,
+                                 extra={**settings.extra_body, **(request.extra_body or {})})
+        except ValueError as exc:
+            raise QueryFailed(QueryCode.BAD_GOAL, str(exc)) from None
+
+    def _generate(self, built: BuiltRequest, feedback: FeedbackCallback, cancel: CancelToken, deadline: float,
+                  timeout: float) -> Generation:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise QueryFailed(QueryCode.TIMEOUT, f'the goal timeout ({timeout:g} s) passed before the request was sent')
+        if cancel.requested:
+            raise QueryFailed(*cancel.reason)
+
+        def on_progress(stage: str, text: str, tokens: int) -> None:
+            feedback(_RUNNER_STAGES.get(stage, FEEDBACK_GENERATING), text, tokens)
+
+        try:
+            handle = self._runner.submit(built.body, on_progress, remaining)
+        except RuntimeError as exc:   # the runner stopped (node shutting down)
+            raise QueryFailed(QueryCode.NODE_STOPPING, f'the request could not be sent: {exc}') from None
+        cancel.attach(handle.cancel)
+        try:
+            return handle.result(timeout=remaining + RESULT_GRACE)
+        except concurrent.futures.TimeoutError:
+            handle.cancel()
+            raise QueryFailed(QueryCode.TIMEOUT, f'no result from the request loop {RESULT_GRACE:g} s after the goal '
+                                                 f'timeout ({timeout:g} s)') from None
+
+    @staticmethod
+    def _check_generation(generation: Generation, timeout: float) -> None:
         if generation.canceled:
-            outcome.fail(QueryStatus.CANCELED, 'canceled; the server request was aborted')
-        elif generation.timed_out:
-            outcome.fail(QueryStatus.TIMEOUT,
-                         f'the goal timeout ({timeout:g} s) passed after {generation.tokens} generated tokens')
-        elif isinstance(generation.error, ServerUnreachable):
-            outcome.fail(QueryStatus.SERVER_UNREACHABLE, str(generation.error))
-        elif isinstance(generation.error, StreamStalled):
-            outcome.fail(QueryStatus.SERVER_ERROR, f'the server stalled: {generation.error}')
-        elif generation.error is not None:
-            outcome.fail(QueryStatus.SERVER_ERROR, str(generation.error))
-        else:
-            return True
-        return False
+            raise QueryFailed(QueryCode.CANCELED, 'canceled; the server request was aborted')
+        if generation.timed_out:
+            raise QueryFailed(QueryCode.TIMEOUT,
+                              f'the goal timeout ({timeout:g} s) passed after {generation.tokens} generated tokens')
+        if isinstance(generation.error, ServerUnreachable):
+            raise QueryFailed(QueryCode.SERVER_UNREACHABLE, str(generation.error))
+        if isinstance(generation.error, StreamStalled):
+            raise QueryFailed(QueryCode.SERVER_ERROR, f'the server stalled: {generation.error}')
+        if generation.error is not None:
+            raise QueryFailed(QueryCode.SERVER_ERROR, str(generation.error))
 
-    def _lift(self, answer: Answer, stamp: float, original_size: tuple[int, int]) -> tuple[list[LiftedPoint], str]:
-        """3D points for the answer's points (or box centre); ([], why not) when that is impossible."""
+    @staticmethod
+    def _interpret(outcome: QueryOutcome, generation: Generation, built: BuiltRequest) -> None:
+        answer = outcome.answer
+        if answer.error:
+            note = ' (generation stopped at max_tokens)' if generation.finish_reason == 'length' else ''
+            if outcome.thinking:
+                note += ' (thinking on: the answer is not constrained)'
+            elif built.constraint is ConstraintDialect.NONE:
+                note += ' (answers are unconstrained here: see /diagnostics)'
+            raise QueryFailed(QueryCode.PARSE_ERROR, answer.error + note)
+        resized = server_resized_image(generation, built.sent_sizes[0] if built.sent_sizes else None,
+                                       built.task)
+        if resized:
+            raise QueryFailed(QueryCode.PIXELS_UNTRUSTED, resized)
+        if answer.not_found:
+            raise QueryFailed(QueryCode.NOT_FOUND, 'the model found nothing matching the instruction (it answered '
+                                                   'an empty list)')
+
+    def _lift(self, answer: Answer, frame: _Frame, original_size: tuple[int, int]) -> tuple[list[LiftedPoint], str]:
+        """3D points for the answer's points (or box centre); ([], why not) when they cannot be trusted."""
         points = list(answer.points)
         if answer.box is not None:
             box = answer.box
             points = [PixelPoint((box.x_min + box.x_max) / 2, (box.y_min + box.y_max) / 2)]
         if not points:
             return [], ''
-        depth_frame = self._frames.depth_near(stamp, self._settings.depth_sync_tolerance,
-                                              wait=self._settings.depth_wait)
-        info = self._frames.camera_info()
-        if depth_frame is None or info is None:
-            missing = 'depth' if depth_frame is None else 'camera_info'
-            return [], f'no 3D points: no {missing} within {self._settings.depth_sync_tolerance:g} s of the image'
-        try:
-            depth, unit = depth_to_array(depth_frame.msg)
-        except ImageConversionError as exc:
-            return [], f'no 3D points: {exc}'
-        height, width = depth.shape
-        if (int(info.width), int(info.height)) != (width, height):
-            return [], (f'no 3D points: camera_info is for {info.width}x{info.height} but depth is '
-                        f'{width}x{height}')
-        scale_x, scale_y = width / original_size[0], height / original_size[1]
-        if abs(scale_x - scale_y) > 0.01:
-            return [], (f'no 3D points: depth {width}x{height} is not registered to the '
-                        f'{original_size[0]}x{original_size[1]} image (aspect ratios differ)')
-        in_depth = [PixelPoint(p.x * scale_x, p.y * scale_y, p.clipped) for p in points]
-        intrinsics = CameraIntrinsics.from_k(list(info.k), width, height)
-        return lift_to_3d(in_depth, depth, intrinsics, unit, self._settings.lift_window), ''
+        return lift_answer_points(points, frame.header, original_size, frame.from_goal, self._frames,
+                                  self._settings.lift, colour_stamp=frame.stamp)
 
 
-def _resize_warning(generation: Generation, sent_size: tuple[int, int], factor: int) -> str:
-    """A warning when the server's prompt is shorter than the image sent: then it resized the image itself.
+def server_resized_image(generation: Generation, sent_size: tuple[int, int] | None, task: Task,
+                         factor: int = 28) -> str:
+    """Why the answer's pixels cannot be trusted, or '' when they can.
 
-    Answers are in the pixels of the image the model saw; if that is not the image the node sent (a server
-    whose processor max_pixels is below the node's budget), the mapping back to the original is wrong.
+    RoboBrain 2.0 answers in pixels of the image it saw; if the server's processor resized the image sent (its
+    max_pixels below the node's budget), that is not the image the node maps back from. The prompt then holds
+    fewer tokens than the sent image alone needs. Only tasks whose answer is in pixels are affected.
     """
+    if sent_size is None or Task(task) not in SINGLE_IMAGE_TASKS:
+        return ''
     image_tokens = (sent_size[0] // factor) * (sent_size[1] // factor)
     usage = generation.usage
     if usage is None or not usage.prompt_tokens or usage.prompt_tokens >= image_tokens:
         return ''
     return (f'the server counted {usage.prompt_tokens} prompt tokens, fewer than the {image_tokens} of the '
-            f'{sent_size[0]}x{sent_size[1]} image sent: it resized the image, so pixel answers may be off; '
-            'lower model.max_pixels to what the server accepts')
+            f'{sent_size[0]}x{sent_size[1]} image sent: it resized the image itself, so the answer\'s pixels '
+            'cannot be mapped back; lower model.max_pixels to what the server accepts (see /diagnostics)')
+
+
+def _has_raw(image: Any) -> bool:
+    return image is not None and int(getattr(image, 'width', 0)) > 0
+
+
+def _has_compressed(image: Any) -> bool:
+    return image is not None and len(getattr(image, 'data', b'')) > 0
 
 
 def _stamp_seconds(header: Any) -> float:

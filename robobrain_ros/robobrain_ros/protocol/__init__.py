@@ -5,35 +5,42 @@ from .answer import Answer, PixelBox, PixelPoint, PlanStep
 from .image_encoding import PreparedImage, prepare_image
 from .lift import CameraIntrinsics, LiftedPoint, lift_to_3d
 from .parse import parse_completion
-from .prompts import PROMPT_TEMPLATES, assistant_prefill, render_prompt, supported_tasks
+from .prompts import PROMPT_TEMPLATES, assistant_prefill, has_thinking_switch, render_prompt, supported_tasks
 from .request import BuiltRequest, build_request
 from .resize import ImageBudget, model_input_size, smart_resize
-from .structured_outputs import structured_output_constraint
-from .tasks import ModelFamily, Task, resolve_model_family
+from .structured_outputs import ConstraintDialect, completion_pattern, constraint_fields
+from .tasks import ModelFamily, ModelSize, ModelSpec, Task, as_model_spec, detect_model, resolve_model
 
 __all__ = [
     'Answer',
     'BuiltRequest',
     'CameraIntrinsics',
+    'ConstraintDialect',
     'ImageBudget',
     'LiftedPoint',
     'ModelFamily',
+    'ModelSize',
+    'ModelSpec',
     'PROMPT_TEMPLATES',
     'PixelBox',
     'PixelPoint',
     'PlanStep',
     'PreparedImage',
     'Task',
+    'as_model_spec',
     'assistant_prefill',
     'build_request',
+    'completion_pattern',
+    'constraint_fields',
+    'detect_model',
     'draw_annotations',
+    'has_thinking_switch',
     'lift_to_3d',
     'model_input_size',
     'parse_completion',
     'prepare_image',
     'render_prompt',
-    'resolve_model_family',
+    'resolve_model',
     'smart_resize',
-    'structured_output_constraint',
     'supported_tasks',
 ]

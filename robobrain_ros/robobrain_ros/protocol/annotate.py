@@ -43,6 +43,23 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -
     cv2.putText(image, text, origin, _FONT, scale, TEXT_COLOUR, thickness, cv2.LINE_AA)
 
 
+def _fit_text(text: str, scale: float, max_width: int) -> str:
+    """text, or its longest prefix + '...' that fits max_width px (a binary search: instructions can be long)."""
+    def width(candidate: str) -> int:
+        return cv2.getTextSize(candidate, _FONT, scale, 1)[0][0]
+
+    if width(text) <= max_width:
+        return text
+    low, high = 0, len(text)      # the longest fitting prefix length lies in [low, high)
+    while low + 1 < high:
+        middle = (low + high) // 2
+        if width(text[:middle] + '...') <= max_width:
+            low = middle
+        else:
+            high = middle
+    return text[:low] + '...' if low or width('...') <= max_width else ''
+
+
 def _draw_title(image: np.ndarray, title: str) -> None:
     height_px, width_px = image.shape[:2]
     band = title_band_height((width_px, height_px))
@@ -51,8 +68,7 @@ def _draw_title(image: np.ndarray, title: str) -> None:
     text = ''.join(ch if 32 <= ord(ch) < 127 else '?' for ch in ' '.join(title.split()))
     scale = band * 0.6 / 22.0  # FONT_HERSHEY_SIMPLEX is about 22 px tall at scale 1
     margin = max(2, band // 5)
-    while text and cv2.getTextSize(text, _FONT, scale, 1)[0][0] > width_px - 2 * margin:
-        text = text[:-4] + '...' if len(text) > 4 else ''
+    text = _fit_text(text, scale, width_px - 2 * margin)
     cv2.putText(image, text, (margin, band - margin), _FONT, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
 
 

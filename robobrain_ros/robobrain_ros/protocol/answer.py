@@ -38,7 +38,10 @@ class PlanStep:
 
 @dataclass
 class Answer:
-    """A parsed completion. raw is always the completion as received; error says what was missing."""
+    """A parsed completion. raw is always the completion as received; error says what was missing.
+
+    not_found: the model answered with an empty list, i.e. nothing in the image matches (no error, no points).
+    """
 
     task: Task
     raw: str
@@ -50,6 +53,7 @@ class Answer:
     reasoning: str = ''
     # RoboBrain 2.5 trajectory depth per point (NaN where a waypoint had none), else empty.
     depths: list[float] = field(default_factory=list)
+    not_found: bool = False
     error: str | None = None
 
     @property

@@ -1,4 +1,4 @@
-"""Lifting pixel points to 3D camera-frame points with a registered depth image."""
+"""Lifting pixel points to 3D camera-frame points with a depth image registered to the colour image."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .answer import PixelPoint
+from .camera_model import CameraModel
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,6 @@ def lift_to_3d(
         raise ValueError(f'depth_unit must be a positive number of metres, got {depth_unit}')
     if window < 1:
         raise ValueError(f'window must be at least 1 pixel, got {window}')
-    half = window // 2
 
     lifted = []
     for point in points:
@@ -91,16 +91,89 @@ def lift_to_3d(
         if not (0.0 <= u <= depth_width and 0.0 <= v <= depth_height):  # also rejects NaN
             lifted.append(_INVALID)
             continue
-        column = min(int(u), depth_width - 1)
-        row = min(int(v), depth_height - 1)
-        patch = depth[max(row - half, 0):row + half + 1, max(column - half, 0):column + half + 1]
-        values = patch.astype(np.float64, copy=False).ravel()
-        values = values[np.isfinite(values) & (values > 0)]
-        if values.size == 0:
+        value = _median_depth(depth, min(int(u), depth_width - 1), min(int(v), depth_height - 1), window)
+        if value is None:
             lifted.append(_INVALID)
             continue
-        z = float(np.median(values)) * depth_unit
+        z = value * depth_unit
         x = (u - 0.5 - intrinsics.cx) * z / intrinsics.fx
         y = (v - 0.5 - intrinsics.cy) * z / intrinsics.fy
         lifted.append(LiftedPoint(x, y, z, True, z))
     return lifted
+
+
+def lift_points(
+    points: Sequence[PixelPoint],
+    colour_size: tuple[int, int],
+    depth: np.ndarray,
+    depth_unit: float,
+    camera: CameraModel,
+    rectified: bool,
+    window: int = 5,
+) -> list[LiftedPoint]:
+    """Lift points of the colour image to the colour camera's optical frame with a registered depth image.
+
+    points are continuous coordinates of the colour image (colour_size = (width, height)): it spans
+    [0, width] x [0, height] and pixel (i, j) covers [i, i + 1) x [j, j + 1), which is how parse_completion
+    maps answers; points outside are invalid. The depth image must be registered to the colour image (same
+    view, possibly another resolution of the same aspect ratio): each point's depth is the median of the
+    valid values (not 0, NaN or inf) in a window x window neighbourhood of the depth pixel under it, in
+    depth_unit metres per value (0.001 for 16UC1 millimetres, 1.0 for 32FC1 metres). That depth is Z (REP 118).
+
+    camera is the colour camera's calibration, for the colour or the depth image's size. rectified=False:
+    the colour image is raw and the point's ray is found by undistorting it with D and K; rectified=True:
+    P applies. The result is (x_n * z, y_n * z, z) with (x_n, y_n) the ray's normalised coordinates.
+
+    ValueError, with the reason, when the inputs cannot give trustworthy points (another aspect ratio, a
+    camera_info of another size, a calibration that cannot be inverted).
+    """
+    if depth.ndim != 2:
+        raise ValueError(f'the depth image must be single-channel HxW, got shape {depth.shape}')
+    if not (depth_unit > 0 and math.isfinite(depth_unit)):
+        raise ValueError(f'depth_unit must be a positive number of metres, got {depth_unit}')
+    if window < 1:
+        raise ValueError(f'window must be at least 1 pixel, got {window}')
+    colour_width, colour_height = int(colour_size[0]), int(colour_size[1])
+    if colour_width <= 0 or colour_height <= 0:
+        raise ValueError(f'the colour image size must be positive, got {colour_width}x{colour_height}')
+    depth_height, depth_width = depth.shape
+    to_depth_x, to_depth_y = depth_width / colour_width, depth_height / colour_height
+    if abs(to_depth_x / to_depth_y - 1.0) > 0.01:
+        raise ValueError(f'depth {depth_width}x{depth_height} is not registered to the {colour_width}x{colour_height} '
+                         'image (aspect ratios differ)')
+    camera_size = (camera.width, camera.height)
+    if camera_size not in ((colour_width, colour_height), (depth_width, depth_height)):
+        raise ValueError(f'camera_info is for {camera.width}x{camera.height}, but the image is '
+                         f'{colour_width}x{colour_height} and the depth {depth_width}x{depth_height}')
+
+    inside = [i for i, p in enumerate(points)
+              if 0.0 <= p.x <= colour_width and 0.0 <= p.y <= colour_height]   # also rejects NaN
+    # K puts pixel centres at integers: the continuous coordinate of a centre is i + 0.5.
+    camera_pixels = np.array([((points[i].x * camera.width / colour_width) - 0.5,
+                               (points[i].y * camera.height / colour_height) - 0.5) for i in inside],
+                             dtype=np.float64).reshape(-1, 2)
+    rays = camera.normalised(camera_pixels, rectified)
+
+    lifted = [_INVALID] * len(points)
+    for index, (x_n, y_n) in zip(inside, rays):
+        point = points[index]
+        # Sampled at the (distorted) pixel itself: the depth image is registered to the raw colour image.
+        column = min(int(point.x * to_depth_x), depth_width - 1)
+        row = min(int(point.y * to_depth_y), depth_height - 1)
+        value = _median_depth(depth, column, row, window)
+        if value is None:
+            continue
+        z = value * depth_unit
+        lifted[index] = LiftedPoint(float(x_n) * z, float(y_n) * z, z, True, z)
+    return lifted
+
+
+def _median_depth(depth: np.ndarray, column: int, row: int, window: int) -> float | None:
+    """Median of the valid depth values in the window around (column, row), clipped at the border."""
+    half = window // 2
+    patch = depth[max(row - half, 0):row + half + 1, max(column - half, 0):column + half + 1]
+    values = patch.astype(np.float64, copy=False).ravel()
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return None
+    return float(np.median(values))

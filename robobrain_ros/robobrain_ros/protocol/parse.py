@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from .answer import Answer
 from .completion_split import split_completion
 from .coordinates import CoordinateFrame, find_box, find_tuples, valid_size
 from .plan_steps import parse_plan
-from .tasks import ModelFamily, Task
+from .prompts import assistant_prefill
+from .tasks import ModelFamily, ModelSpec, Task, as_model_spec
 
 _EXCERPT_CHARS = 80
 _POINT_TASKS = (Task.POINTING, Task.TRAJECTORY)
 _BOX_TASKS = (Task.AFFORDANCE, Task.GROUNDING)
+# '[]' (any spacing, either bracket style) is how a constrained model says "nothing found".
+_EMPTY_LIST_RE = re.compile(r'[\[(]\s*[\])]')
 
 
 def _excerpt(text: str) -> str:
@@ -21,6 +26,9 @@ def _excerpt(text: str) -> str:
 def _fill_points(answer: Answer, frame: CoordinateFrame, model_family: ModelFamily) -> None:
     tuples = find_tuples(answer.answer)
     if not tuples:
+        if _EMPTY_LIST_RE.search(answer.answer):
+            answer.not_found = True
+            return
         answer.error = f'no (x, y) points found in the answer {_excerpt(answer.answer)}'
         return
     answer.points = [frame.point(x, y) for x, y, _ in tuples]
@@ -31,6 +39,9 @@ def _fill_points(answer: Answer, frame: CoordinateFrame, model_family: ModelFami
 def _fill_box(answer: Answer, frame: CoordinateFrame) -> None:
     box = find_box(answer.answer)
     if box is None:
+        if _EMPTY_LIST_RE.search(answer.answer):
+            answer.not_found = True
+            return
         answer.error = f'no [x1, y1, x2, y2] box found in the answer {_excerpt(answer.answer)}'
         return
     answer.box = frame.box(*box)
@@ -51,12 +62,14 @@ def parse_completion(
     thinking: bool | None,
     sent_size: tuple[int, int],
     original_size: tuple[int, int],
-    model_family: ModelFamily,
+    spec: ModelSpec | ModelFamily,
 ) -> Answer:
     """Read a completion as the answer to task. Never raises: problems go to Answer.error.
 
-    Coordinates are mapped to original-image pixels (2.0: pixels of sent_size; 2.5: 0..1000) and
-    points outside the image are clipped onto its border with clipped=True, never dropped.
+    spec is the one given to build_request: with a model that gets no thinking prefill (2.0 3B, 2.5) the
+    completion is read as a bare answer whatever thinking says. Coordinates are mapped to original-image pixels
+    (2.0: pixels of sent_size; 2.5: 0..1000) and points outside the image are clipped onto its border with
+    clipped=True, never dropped. An empty list answer gives not_found=True and no error.
     """
     try:
         task = Task(task)
@@ -64,8 +77,14 @@ def parse_completion(
         return Answer(task=Task.GENERAL, raw=str(completion), error=f'unknown task {task!r}')
     if not isinstance(completion, str):
         return Answer(task=task, raw=repr(completion), error=f'the completion is not text ({type(completion).__name__})')
+    try:
+        spec = as_model_spec(spec)
+    except ValueError:
+        return Answer(task=task, raw=completion, error=f'unknown model family {spec!r}')
+    model_family = spec.family
     answer = Answer(task=task, raw=completion)
-    split = split_completion(completion, thinking)
+    # Without a prefill the model was not told to think: its completion is an answer, tags or not.
+    split = split_completion(completion, thinking if assistant_prefill(thinking, spec) is not None else None)
     answer.thinking, answer.answer = split.thinking, split.answer
     if split.error is not None:
         answer.error = split.error
@@ -79,11 +98,6 @@ def parse_completion(
         _fill_steps(answer)
         return answer
 
-    try:
-        model_family = ModelFamily(model_family)
-    except ValueError:
-        answer.error = f'unknown model family {model_family!r}'
-        return answer
     if not (valid_size(original_size) and (model_family is ModelFamily.ROBOBRAIN_2_5 or valid_size(sent_size))):
         answer.error = f'cannot map coordinates with sent_size={sent_size!r}, original_size={original_size!r}'
         return answer

@@ -26,11 +26,17 @@ def _as_text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ('' if value is None else str(value).strip())
 
 
+# Step numbers travel in a uint32 field (PlanStep.order); RoboOS numbers from 1.
+MAX_STEP_ORDER = 2**32 - 1
+
+
 def _order_of(value: object, default: int) -> int:
+    """The model's step number, or default when it is missing or not a number a plan can have (< 1, too large)."""
     try:
-        return int(value)  # type: ignore[call-overload]
+        order = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return default
+    return order if 1 <= order <= MAX_STEP_ORDER else default
 
 
 def _from_json_object(data: object) -> ParsedPlan | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .tasks import ModelFamily, Task
+from .tasks import ModelFamily, ModelSize, ModelSpec, Task, as_model_spec
 
 # Planning is not an official task: it is a general question whose prompt asks for ordered steps.
 # A numbered list is asked for (not RoboOS's JSON) because it is the format a general chat model
@@ -60,9 +60,10 @@ PROMPT_TEMPLATES: Mapping[tuple[ModelFamily, Task], str] = {
     # RoboBrain 2.5 has no affordance task: its absence here is what makes requests for it fail.
 }
 
-# Text placed after the assistant header to switch thinking (RoboBrain 2.0 7B/32B). With thinking
-# on the model continues with THINKING</think><answer>ANSWER</answer>; with thinking off with
-# ANSWER</answer>. None (3B models) appends nothing and the completion is the bare answer.
+# Text placed after the assistant header to switch thinking, as RoboBrain 2.0's official script does for 7B and
+# 32B. With thinking on the model continues with THINKING</think><answer>ANSWER</answer>; with thinking off with
+# ANSWER</answer>. RoboBrain 2.0 3B and RoboBrain 2.5 get nothing appended (their official scripts append nothing,
+# whatever the switch): the completion is the bare answer.
 THINKING_ON_PREFILL = '<think>'
 THINKING_OFF_PREFILL = '<think></think><answer>'
 
@@ -90,8 +91,17 @@ def render_prompt(task: Task, model_family: ModelFamily, instruction: str) -> st
     return template.replace('{text}', text)
 
 
-def assistant_prefill(thinking: bool | None) -> str | None:
-    """The assistant text that switches thinking on (True) or off (False); None adds nothing."""
-    if thinking is None:
+def has_thinking_switch(spec: ModelSpec | ModelFamily) -> bool:
+    """Whether a prefill switches the model's thinking: RoboBrain 2.0 but 3B (UNKNOWN size counts as 7B/32B)."""
+    spec = as_model_spec(spec)
+    return spec.family is ModelFamily.ROBOBRAIN_2_0 and spec.size is not ModelSize.B3
+
+
+def assistant_prefill(thinking: bool | None, spec: ModelSpec | ModelFamily) -> str | None:
+    """The assistant text that switches thinking on (True) or off (False) for this model; None appends nothing.
+
+    thinking None appends nothing for any model; so do RoboBrain 2.0 3B and RoboBrain 2.5 for any switch.
+    """
+    if thinking is None or not has_thinking_switch(spec):
         return None
     return THINKING_ON_PREFILL if thinking else THINKING_OFF_PREFILL

@@ -9,8 +9,8 @@ from typing import Any
 from .image_encoding import PreparedImage
 from .prompts import assistant_prefill, render_prompt
 from .resize import ImageBudget, model_input_size
-from .structured_outputs import structured_output_constraint
-from .tasks import SINGLE_IMAGE_TASKS, ModelFamily, Task
+from .structured_outputs import ConstraintDialect, constraint_fields
+from .tasks import SINGLE_IMAGE_TASKS, ModelFamily, ModelSpec, Task, as_model_spec
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class BuiltRequest:
     model_family: ModelFamily
     sent_sizes: list[tuple[int, int]]
     original_sizes: list[tuple[int, int]]
+    spec: ModelSpec
+    constraint: ConstraintDialect       # the constraint actually in the body (NONE with thinking on)
+    prefill: str | None                 # the assistant text sent after the header, if any
 
 
 def _check_budget(image: PreparedImage, budget: ImageBudget, index: int) -> None:
@@ -41,11 +44,11 @@ def build_request(
     instruction: str,
     images: Sequence[PreparedImage],
     thinking: bool | None,
-    model_family: ModelFamily,
+    spec: ModelSpec | ModelFamily,
     *,
     model: str,
     budget: ImageBudget = ImageBudget(),
-    structured: bool | None = None,
+    constraint: ConstraintDialect = ConstraintDialect.STRUCTURED_OUTPUTS,
     max_tokens: int = 768,
     temperature: float = 0.7,
     stream: bool = True,
@@ -54,14 +57,16 @@ def build_request(
 ) -> BuiltRequest:
     """The chat-completions body for one question (user turn, thinking prefill, constraints).
 
-    structured=None turns the answer-format constraint on unless thinking is on: thinking text
-    is free prose and the constraint's bound on it would be the only thing shaping it.
-    processor_kwargs=True also sends the budget as mm_processor_kwargs (servers started with
+    spec decides the prompt and the prefill (a bare ModelFamily stands for its UNKNOWN size). The answer
+    constraint goes out in the given dialect, except with thinking on: thinking text is free prose and the
+    constraint's bound on it would be the only thing shaping it, so nothing is sent and BuiltRequest.constraint
+    says NONE. processor_kwargs=True also sends the budget as mm_processor_kwargs (servers started with
     --trust-request-mm-kwargs only). Raises ValueError for an empty instruction, a task the family lacks,
     or a wrong image count.
     """
     task = Task(task)
-    model_family = ModelFamily(model_family)
+    spec = as_model_spec(spec)
+    model_family = spec.family
     if not isinstance(instruction, str):
         raise ValueError(f'the instruction must be a string, got {type(instruction).__name__}')
     prompt = render_prompt(task, model_family, instruction)
@@ -86,7 +91,7 @@ def build_request(
     }
     if stream:
         body['stream_options'] = {'include_usage': True}
-    prefill = assistant_prefill(thinking)
+    prefill = assistant_prefill(thinking, spec)
     if prefill is not None:
         messages.append({'role': 'assistant', 'content': prefill})
         body['continue_final_message'] = True
@@ -96,14 +101,10 @@ def build_request(
         # --trust-request-mm-kwargs. Without them, the image is already sized to the budget (a multiple
         # of 28 per side inside the server's own limits), so the server's processor leaves it unchanged.
         body['mm_processor_kwargs'] = {'max_pixels': budget.max_pixels, 'min_pixels': budget.min_pixels}
-    if structured is None:
-        structured = thinking is not True
-    if structured:
-        # One image (every task with coordinates takes exactly one): answers are bounded to its sent size.
-        sent_size = images[0].sent_size if len(images) == 1 else None
-        constraint = structured_output_constraint(task, thinking, model_family, sent_size)
-        if constraint is not None:
-            body['structured_outputs'] = constraint
+    # One image (every task with coordinates takes exactly one): answers are bounded to its sent size.
+    sent_size = images[0].sent_size if len(images) == 1 else None
+    fields = constraint_fields(task, thinking, spec, sent_size, constraint)
+    body.update(fields)
     if extra:
         body.update(extra)
     return BuiltRequest(
@@ -113,4 +114,7 @@ def build_request(
         model_family=model_family,
         sent_sizes=[image.sent_size for image in images],
         original_sizes=[image.original_size for image in images],
+        spec=spec,
+        constraint=ConstraintDialect(constraint) if fields else ConstraintDialect.NONE,
+        prefill=prefill,
     )

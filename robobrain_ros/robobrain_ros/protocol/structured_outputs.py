@@ -1,10 +1,20 @@
 """Per-task constraints that let the server sample only the model's native answer format.
 
-Each constraint is vLLM's `structured_outputs` request field ({"regex": ...}). It applies to the
-completion, i.e. to what follows the assistant prefill:
-- thinking None (3B models): ANSWER
-- thinking False (prefill '<think></think><answer>'): ANSWER</answer>
-- thinking True (prefill '<think>'): THINKING</think><answer>ANSWER</answer>
+A constraint is a regex over the completion, i.e. over what follows the assistant prefill actually sent
+(prompts.assistant_prefill):
+- prefill '<think></think><answer>' (RoboBrain 2.0 7B/32B, thinking off): ANSWER</answer>
+- no prefill (RoboBrain 2.0 3B, RoboBrain 2.5, or no thinking switch asked): ANSWER, optionally wrapped in
+  <answer>...</answer> as some checkpoints write it (the parser strips the tags either way)
+- thinking on: no constraint at all. The thinking text is free prose; a regex would be the only thing shaping it
+  (and bounding it), so nothing is sent (vLLM can start a constraint after </think> only with a reasoning parser
+  configured on the server, which the node cannot know).
+
+Pointing, trajectory, affordance and grounding also accept the empty list `[]`: the model's way to say that
+nothing in the image matches (parsed to Answer.not_found).
+
+How the regex goes to the server depends on the server's API generation (ConstraintDialect): vLLM from about
+0.10.2 takes `structured_outputs: {"regex": ...}`, older vLLM `guided_regex` (removed in 0.12); both silently
+ignore the other one's field, which is why the node negotiates and checks (client.server_info).
 
 Every repetition is bounded (list lengths, digits per number, characters per text) so that even a
 random-weight model reaches the end of the pattern, and thus stops, within a few hundred tokens.
@@ -15,16 +25,25 @@ lookarounds, backreferences, anchors or lazy quantifiers.
 
 from __future__ import annotations
 
-from .tasks import ModelFamily, Task
+import enum
+
+from .prompts import THINKING_OFF_PREFILL, assistant_prefill
+from .tasks import ModelFamily, ModelSpec, Task, as_model_spec
+
+
+class ConstraintDialect(str, enum.Enum):
+    """How an answer constraint is sent: the field the server's vLLM generation understands, or not at all."""
+
+    STRUCTURED_OUTPUTS = 'structured_outputs'   # vLLM >= 0.10.2: {"structured_outputs": {"regex": ...}}
+    GUIDED_REGEX = 'guided_regex'               # vLLM < 0.12 (the only choice before 0.10.2): {"guided_regex": ...}
+    NONE = 'none'                               # no constraint (not vLLM, or a server that ignores both)
+
 
 MAX_POINTS = 10
 MAX_TRAJECTORY_POINTS = 10
 MAX_PLAN_STEPS = 10
 MAX_PLAN_STEP_CHARS = 120
 MAX_GENERAL_ANSWER_CHARS = 2000
-# About 768 tokens of English: the official max_new_tokens. Thinking text may not contain '<' so
-# that the only way out of it is the literal '</think>'.
-MAX_THINKING_CHARS = 3000
 
 # 2.0 answers in pixels of the sent image (at most a few thousand; bounded by its size when known);
 # 2.5 in 0..1000.
@@ -57,8 +76,8 @@ def int_range_pattern(maximum: int) -> str:
 
 
 def _repeat_list(item: str, max_items: int) -> str:
-    """A bracketed, ', '-separated list of 1..max_items items."""
-    return rf'\[{item}(, {item}){{0,{max_items - 1}}}\]'
+    """A bracketed, ', '-separated list of 0..max_items items (the empty list says: nothing found)."""
+    return rf'\[({item}(, {item}){{0,{max_items - 1}}})?\]'
 
 
 def _tuple(*fields: str) -> str:
@@ -105,7 +124,7 @@ def answer_pattern(task: Task, model_family: ModelFamily, sent_size: tuple[int, 
     if task in (Task.AFFORDANCE, Task.GROUNDING):
         if family is ModelFamily.ROBOBRAIN_2_5 and task is Task.AFFORDANCE:
             raise ValueError('robobrain2.5 has no affordance task')
-        return _bracket_pair(x, y, x, y)
+        return rf'(\[\]|{_bracket_pair(x, y, x, y)})'
     if task is Task.POINTING:
         return _repeat_list(_tuple(x, y), MAX_POINTS)
     if task is Task.TRAJECTORY:
@@ -118,21 +137,37 @@ def answer_pattern(task: Task, model_family: ModelFamily, sent_size: tuple[int, 
     raise ValueError(f'no answer pattern for task {task!r}')
 
 
-def completion_pattern(task: Task, thinking: bool | None, model_family: ModelFamily,
-                       sent_size: tuple[int, int] | None = None) -> str:
-    """Regex of the whole completion: the answer wrapped as the thinking switch dictates."""
-    answer = answer_pattern(task, model_family, sent_size)
-    if thinking is None:
-        return answer
+def completion_pattern(task: Task, thinking: bool | None, spec: ModelSpec | ModelFamily,
+                       sent_size: tuple[int, int] | None = None) -> str | None:
+    """Regex of the whole completion after the prefill this model gets; None with thinking on (no constraint)."""
     if thinking:
-        return rf'[^<]{{0,{MAX_THINKING_CHARS}}}</think><answer>{answer}</answer>'
-    return f'{answer}</answer>'
+        return None
+    spec = as_model_spec(spec)
+    answer = answer_pattern(task, spec.family, sent_size)
+    if assistant_prefill(thinking, spec) == THINKING_OFF_PREFILL:
+        return f'{answer}</answer>'
+    return f'(<answer>)?{answer}(</answer>)?'
 
 
-def structured_output_constraint(task: Task, thinking: bool | None, model_family: ModelFamily,
-                                 sent_size: tuple[int, int] | None = None) -> dict | None:
-    """vLLM `structured_outputs` value accepting only the native answer format, or None if none applies.
+def constraint_fields(task: Task, thinking: bool | None, spec: ModelSpec | ModelFamily,
+                      sent_size: tuple[int, int] | None = None,
+                      dialect: ConstraintDialect = ConstraintDialect.STRUCTURED_OUTPUTS) -> dict:
+    """Request-body fields that constrain the answer in the given dialect; {} when none applies.
 
-    sent_size: (width, height) of the image the model sees, which bounds RoboBrain 2.0's pixel answers.
+    None applies with dialect NONE or with thinking on. sent_size: (width, height) of the image the model sees,
+    which bounds RoboBrain 2.0's pixel answers.
     """
-    return {'regex': completion_pattern(task, thinking, model_family, sent_size)}
+    if ConstraintDialect(dialect) is ConstraintDialect.NONE:
+        return {}
+    pattern = completion_pattern(task, thinking, spec, sent_size)
+    return {} if pattern is None else regex_fields(pattern, dialect)
+
+
+def regex_fields(pattern: str, dialect: ConstraintDialect) -> dict:
+    """The request-body fields that send a regex constraint in this dialect ({} for NONE)."""
+    dialect = ConstraintDialect(dialect)
+    if dialect is ConstraintDialect.GUIDED_REGEX:
+        return {'guided_regex': pattern}
+    if dialect is ConstraintDialect.STRUCTURED_OUTPUTS:
+        return {'structured_outputs': {'regex': pattern}}
+    return {}

@@ -7,6 +7,7 @@ start or died; 2 the config or the command line is wrong.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -14,17 +15,21 @@ import sys
 import time
 
 from . import command as cmdmod
-from .config import ConfigError, ServeConfig, load, resolve_path, truthy
+from .api_key import VLLM_API_KEY_ENV, redact, take_api_key
+from .config import ConfigError, ServeConfig, connect_url, load, resolve_path, truthy
 from .platform import PLUGIN_NAME, choose_python, probe, resolve_platform
 from .supervisor import StartupError, Supervisor, allowed_cpus, cpu_list, port_in_use, server_cpus
 
 PROG = 'robobrain_ros.serve'
-API_KEY_ENV = 'ROBOBRAIN_API_KEY'
 OPS_FILE_ENV = 'ROBOBRAIN_FLAGGEMS_OPS_FILE'
 
 
+# Secrets (the API key) replaced by *** in everything this tool prints; filled once the config is read.
+_SECRETS: set[str] = set()
+
+
 def _say(msg: str) -> None:
-    print(f'{PROG}: {msg}', file=sys.stderr, flush=True)
+    print(redact(f'{PROG}: {msg}', _SECRETS), file=sys.stderr, flush=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +71,9 @@ class Plan:
         self.cfg = cfg
         self.warnings = list(cfg.warnings)
         entry = cfg.entry(args.serve_id)
+        # The key leaves engine_args here: it reaches vLLM as VLLM_API_KEY, never as --api-key (see api_key.py).
+        self.api_key, engine_args = take_api_key(cfg.api_key, entry.engine_args, os.environ)
+        entry = dataclasses.replace(entry, engine_args=engine_args)
         self.entry = cmdmod.with_defaults(entry, host=args.host, port=args.port, model=args.model)
         self.python, self.python_origin = choose_python(args.python, cfg.python)
         requested = args.platform or cfg.platform
@@ -109,10 +117,8 @@ class Plan:
                         f'{PLUGIN_NAME} plugin: using VLLM_PLUGINS={add["VLLM_PLUGINS"]!r}')
         if self.cfg.flaggems_ops_file:
             add[OPS_FILE_ENV] = self.cfg.flaggems_ops_file
-        key = self.cfg.api_key or os.environ.get(API_KEY_ENV)
-        if key:
-            add['VLLM_API_KEY'] = key  # vLLM's --api-key, kept out of the process table
-        self.api_key = key
+        if self.api_key:
+            add[VLLM_API_KEY_ENV] = self.api_key  # vLLM's --api-key, kept out of the process table
 
     @property
     def env(self) -> dict[str, str]:
@@ -121,14 +127,8 @@ class Plan:
         return env
 
     @property
-    def connect_host(self) -> str:
-        h = self.entry.host
-        return {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}.get(h, h)
-
-    @property
     def root_url(self) -> str:
-        h = self.connect_host
-        return f'http://{"[" + h + "]" if ":" in h else h}:{self.entry.port}'
+        return connect_url(self.entry.host, self.entry.port)
 
     def model_path_problem(self) -> str | None:
         m = self.entry.model
@@ -149,11 +149,10 @@ class Plan:
                  f'(reserved_cpus: {self.cfg.reserved_cpus})',
                  '# environment (added to the current one):']
         for k, v in self.env_added.items():
-            shown = '***' if k == 'VLLM_API_KEY' else cmdmod.shlex.quote(v)  # never print keys
-            lines.append(f'{k}={shown}')
+            lines.append(f'{k}={cmdmod.shlex.quote(v)}')
         lines.append('# command:')
         lines.append(cmdmod.shell_line(self.argv))
-        return '\n'.join(lines)
+        return redact('\n'.join(lines), [self.api_key])   # never print the key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         _say(f'error: {e}')
         return 2
+    if plan.api_key:
+        _SECRETS.add(plan.api_key)
     problem = plan.model_path_problem()
     if args.dry_run:
         for w in plan.warnings + ([problem] if problem else []):

@@ -30,7 +30,7 @@ TOP_KEYS = {
     'platform': 'auto | ascend | cuda | cpu',
     'python': 'interpreter of the vLLM install (else $ROBOBRAIN_VLLM_PYTHON, else this one)',
     'env': 'environment variables for the server (mapping)',
-    'api_key': "API key the server requires (vLLM's --api-key; clients send it too)",
+    'api_key': 'API key the server requires (given to vLLM as VLLM_API_KEY; clients send it too)',
     'startup_timeout': 'seconds to wait for /health',
     'reserved_cpus': "CPUs kept for the robot's own processes: the server is pinned to the others (0 = all)",
     'flaggems_ops_file': 'where the FlagGems plugin records the ops it took over',
@@ -98,6 +98,12 @@ class ServeConfig:
                 return e
         raise ConfigError(f'no serve entry with serve_id {serve_id!r}; have: '
                           + ', '.join(e.serve_id for e in self.entries))
+
+
+def connect_url(host: str, port: int) -> str:
+    """http://host:port of a server listening on host:port, as a client on this machine reaches it."""
+    h = {'0.0.0.0': '127.0.0.1', '::': '::1', '': '127.0.0.1'}.get(host, host)   # "all interfaces": loopback
+    return f'http://{"[" + h + "]" if ":" in h else h}:{port}'
 
 
 def closest(key: str, valid, n: int = 3) -> list[str]:

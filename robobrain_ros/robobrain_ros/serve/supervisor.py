@@ -156,7 +156,7 @@ class Supervisor:
                 raise StartupError(f'the server was not healthy after {timeout:.0f} s '
                                    f'({self.health_url})' + self._log_hint())
             if now >= next_report:
-                self.out(f'robobrain_ros.serve: waiting for {self.health_url} '
+                self.out(f'waiting for {self.health_url} '
                          f'({now - t0:.0f} s of {timeout:.0f} s, pid {self.proc.pid})')
                 next_report += progress_every
             time.sleep(0.5)

@@ -5,7 +5,8 @@
 - `ros_client`: a BrainClient (own rclpy Context + node spinning in a thread) shared by the session; tests
   create publishers/subscriptions on `ros_client.node`.
 - `start_brain(params, name=...)`: starts a brain node process (--params-file) and waits until its action
-  servers answer; stopped at the end of the test module.
+  servers answer; stopped with SIGINT at the end of the test module, where it must exit with code 0 within
+  STOP_TIMEOUT (else the module's last test errors in teardown, with the node's log).
 - `camera`: publishes synthetic frames (and optional depth + camera_info) on the topics a brain listens to.
 
 ROS traffic stays on loopback, in a DDS domain chosen for this run (ROS_DOMAIN_ID), set before rclpy starts.
@@ -21,6 +22,8 @@ import numpy as np
 import pytest
 
 from robobrain_ros.testing.brain_process import BrainProcess
+
+STOP_TIMEOUT = 10.0   # [s] from SIGINT to the node's exit, at the end of each test module
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
@@ -39,9 +42,10 @@ def start_brain(tmp_path_factory, ros_client):
     started: list[BrainProcess] = []
     log_dir = tmp_path_factory.mktemp('brain')
 
-    def start(params: dict, name: str = 'robobrain', wait_for: str = 'point', timeout: float = 60.0):
+    def start(params: dict, name: str = 'robobrain', wait_for: str = 'point', timeout: float = 60.0,
+              env: dict[str, str] | None = None):
         from robobrain_ros.brain_client import BrainClient
-        process = BrainProcess(params, name=name, log_dir=log_dir).start()
+        process = BrainProcess(params, name=name, log_dir=log_dir, env=env).start()
         started.append(process)
         client = BrainClient(brain_name=f'/{name}', context=ros_client.node.context,
                              node_name=f'client_of_{name}')
@@ -55,12 +59,16 @@ def start_brain(tmp_path_factory, ros_client):
         return client
 
     yield start
+    stopped = []
     for item in reversed(started):
         if isinstance(item, BrainProcess):
-            code = item.stop()
-            assert code is not None
+            stopped.append((item, item.stop(timeout=STOP_TIMEOUT)))
         else:
             item.close()
+    # A node must end cleanly on Ctrl-C, in time: a hanging node is killed by stop() and shows a negative code.
+    failed = [f'{process.full_name}: exit code {code} (log {process.log_path}):\n{process.log()[-3000:]}'
+              for process, code in stopped if code != 0]
+    assert not failed, f'brain node did not exit with code 0 within {STOP_TIMEOUT} s of SIGINT:\n' + '\n'.join(failed)
 
 
 def test_image(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:

@@ -1,9 +1,12 @@
 """A scripted fault-injection server: OpenAI-compatible on the outside, misbehaving on purpose.
 
-This is NOT a model server. It answers /health, /v1/models and streamed /v1/chat/completions the way vLLM
-does, but what each completion request gets is scripted: a given completion text, a stall before the first
-token, a stall mid-stream, a dropped connection, HTTP 500/503, an invalid JSON chunk. The fault tests
-(test_reliability_*.py) and scripts/soak.py use it where a real vLLM server cannot be made to fail on cue.
+This is NOT a model server. It answers /health, /v1/models and /v1/chat/completions (streamed, or one JSON
+answer when the body says "stream": false) the way vLLM does, but what each completion request gets is
+scripted: a given completion text, a stall before the first token, a stall mid-stream, a dropped connection,
+HTTP 500/503, an invalid JSON chunk. Its GET /version answers 404, like OpenAI-compatible servers that are not
+vLLM, unless `version` is set.
+The fault tests (test_reliability_*.py, test_client_*.py) and scripts/soak.py use it where a real vLLM server
+cannot be made to fail (or answer correctly) on cue.
 
     with ScriptedServer() as server:                       # 127.0.0.1, a free port, its own thread
         server.rule('stall-me', Reply(stall_first_token=30.0))   # requests whose body contains 'stall-me'
@@ -16,6 +19,7 @@ prompt, so tests choose the behaviour per goal, even with goals running concurre
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
 import time
@@ -25,6 +29,10 @@ from typing import Any
 from aiohttp import web
 
 MODEL = 'robobrain-scripted'
+_SHUTDOWN_TIMEOUT = 1.0   # [s] for handlers still running at stop
+# aiohttp 3.8 (Humble) takes the shutdown timeout on the site; 3.9 moved it to the runner, and 3.8's runner passes
+# unknown keywords down to every request handler, which then fails on each connection.
+_SHUTDOWN_ON_RUNNER = 'shutdown_timeout' in inspect.signature(web.BaseRunner.__init__).parameters
 
 
 @dataclass
@@ -56,6 +64,8 @@ class ScriptedServer:
         self.default = default or Reply()
         self.requests: list[Received] = []
         self.health_status = 200             # what GET /health answers
+        self.models_text: str | None = None  # GET /v1/models answers this text (e.g. a proxy's HTML) instead
+        self.version: str | None = None      # GET /version answers {"version": this} when set (claims to be vLLM)
         self._rules: list[tuple[str, Reply]] = []
         self._port = port
         self._loop = asyncio.new_event_loop()
@@ -112,11 +122,13 @@ class ScriptedServer:
         self._stopping = asyncio.Event()
         app = web.Application(client_max_size=256 * 1024 * 1024)   # images are big; vLLM takes them
         app.router.add_get('/health', self._health)
+        app.router.add_get('/version', self._version)
         app.router.add_get('/v1/models', self._models)
         app.router.add_post('/v1/chat/completions', self._chat)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        timeout = {'shutdown_timeout': _SHUTDOWN_TIMEOUT}
+        self._runner = web.AppRunner(app, handle_signals=False, **(timeout if _SHUTDOWN_ON_RUNNER else {}))
         await self._runner.setup()
-        site = web.TCPSite(self._runner, '127.0.0.1', self._port)
+        site = web.TCPSite(self._runner, '127.0.0.1', self._port, **({} if _SHUTDOWN_ON_RUNNER else timeout))
         await site.start()
         self._port = site._server.sockets[0].getsockname()[1]
 
@@ -133,10 +145,17 @@ class ScriptedServer:
             except asyncio.TimeoutError:
                 pass
 
+    async def _version(self, request: web.Request) -> web.Response:
+        if self.version is None:
+            return web.Response(status=404)
+        return web.json_response({'version': self.version})
+
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(status=self.health_status)
 
     async def _models(self, request: web.Request) -> web.Response:
+        if self.models_text is not None:
+            return web.Response(text=self.models_text, content_type='text/html')
         return web.json_response({'object': 'list', 'data': [{'id': MODEL, 'object': 'model'}]})
 
     def _reply_for(self, body: dict[str, Any]) -> Reply:
@@ -152,15 +171,21 @@ class ScriptedServer:
         reply = self._reply_for(body)
         self.requests.append(Received(body, reply))
         try:
-            return await self._answer(request, reply)
+            return await self._answer(request, body, reply)
         except ConnectionResetError:   # the client went away (it timed out or was cancelled): nothing to do
             return web.Response(status=499)
 
-    async def _answer(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
         await self._sleep(reply.stall_headers)
         if reply.status != 200:
             return web.json_response({'object': 'error', 'message': f'scripted HTTP {reply.status}',
                                       'type': 'ScriptedError', 'code': reply.status}, status=reply.status)
+        if body.get('stream') is False:
+            return web.json_response({
+                'object': 'chat.completion', 'model': MODEL,
+                'choices': [{'index': 0, 'message': {'role': 'assistant', 'content': reply.text},
+                             'finish_reason': reply.finish_reason}],
+                'usage': {'prompt_tokens': 100_000, 'completion_tokens': max(1, reply.chunks)}})
         response = web.StreamResponse(headers={'Content-Type': 'text/event-stream'})
         await response.prepare(request)
         await self._sleep(reply.stall_first_token)

@@ -5,7 +5,7 @@ Run with the Python that has torch + transformers + tokenizers (the vLLM venv)::
     python -m robobrain_ros.testing.tiny_model --out DIR
 
 The build is offline and deterministic: a byte-level BPE tokenizer trained on a fixed corpus
-with Qwen's special tokens, a Qwen2.5-VL chat template, a Qwen2_5_VLProcessor with a small
+with Qwen's special tokens, Qwen2.5-VL's own chat template, a Qwen2_5_VLProcessor with a small
 ``max_pixels`` and random weights from a fixed seed. The same builder version writes the same
 files; a folder that already holds a complete build of this version is left alone (see
 ``MARKER``). The weights are random: the model produces garbage text unless a request forces
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 # Bump when anything below changes what is written.
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 MARKER = 'robobrain_tiny_model.json'
 SEED = 20250
 
@@ -35,49 +35,27 @@ SPECIAL_TOKENS = [
     '<|quad_start|>', '<|quad_end|>', '<|vision_start|>', '<|vision_end|>',
     '<|vision_pad|>', '<|image_pad|>', '<|video_pad|>',
 ]
-DEFAULT_SYSTEM_PROMPT = 'You are a helpful assistant.'
 VOCAB_SIZE = 1024           # trained BPE size (incl. the 256 byte symbols), before special tokens
 # Processor defaults as in Qwen2.5-VL / RoboBrain 2.0: the server must not resize what the client already sized
 # to its budget, or the answers' pixel coordinates would refer to an image the client does not know.
 MIN_PIXELS = 56 * 56
 MAX_PIXELS = 16384 * 28 * 28
 
-# Qwen2.5-VL's template, plus: an assistant message that is the last one while
-# ``continue_final_message`` is true gets no <|im_end|> (vLLM/transformers also strip it).
+# Qwen2.5-VL's chat template, verbatim (chat_template.json of Qwen/Qwen2.5-VL-7B-Instruct, which RoboBrain 2.0
+# ships unchanged): the thinking prefill (an assistant message continued with continue_final_message) is then
+# rendered exactly as for the real model. The template closes every message with <|im_end|>; for a continued
+# final message the server (transformers' apply_chat_template) cuts the prompt after that message's text.
 CHAT_TEMPLATE = (
-    # Text goes through {{ '...' }} so that the whitespace control ({%- -%}) keeps the newlines.
-    "{%- set image_count = namespace(value=0) -%}"
-    "{%- set video_count = namespace(value=0) -%}"
-    "{%- for message in messages -%}"
-    "{%- if loop.first and message['role'] != 'system' -%}"
-    "{{ '<|im_start|>system\\n" + DEFAULT_SYSTEM_PROMPT + "<|im_end|>\\n' }}"
-    "{%- endif -%}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['content'] is string -%}"
-    "{{ message['content'] }}"
-    "{%- else -%}"
-    "{%- for content in message['content'] -%}"
-    "{%- if content['type'] == 'image' or 'image' in content or 'image_url' in content -%}"
-    "{%- set image_count.value = image_count.value + 1 -%}"
-    "{%- if add_vision_id -%}{{ 'Picture ' + image_count.value|string + ': ' }}{%- endif -%}"
-    "{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
-    "{%- elif content['type'] == 'video' or 'video' in content or 'video_url' in content -%}"
-    "{%- set video_count.value = video_count.value + 1 -%}"
-    "{%- if add_vision_id -%}{{ 'Video ' + video_count.value|string + ': ' }}{%- endif -%}"
-    "{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
-    "{%- elif 'text' in content -%}"
-    "{{ content['text'] }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- endif -%}"
-    "{%- if not (loop.last and message['role'] == 'assistant' and continue_final_message is defined"
-    " and continue_final_message) -%}"
-    "{{ '<|im_end|>\\n' }}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}"
-    "{{ '<|im_start|>assistant\\n' }}"
-    "{%- endif -%}"
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in "
+    "content or 'image_url' in content %}{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}"
+    "Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] "
+    "== 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}"
+    "Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content "
+    "%}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}"
+    "<|im_start|>assistant\n{% endif %}"
 )
 
 # Deterministic training text: the answer formats RoboBrain uses and JSON/number syntax.

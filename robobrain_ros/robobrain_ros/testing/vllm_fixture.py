@@ -164,7 +164,7 @@ def start_tiny_server(python: str | None = None, port: int | None = None, extra_
     with open(log_path, 'w') as f:
         f.write('$ ' + ' '.join(argv) + '\n')
     sup = Supervisor(argv, env, plan.root_url + '/health', log_path=log_path,
-                     out=lambda m: print(m, file=sys.stderr, flush=True), cpus=plan.cpus)
+                     out=lambda m: print(f'vLLM test server: {m}', file=sys.stderr, flush=True), cpus=plan.cpus)
     atexit.register(sup.stop)
     t0 = time.monotonic()
     sup.start()

@@ -1,0 +1,145 @@
+"""What brain.launch.py decides, as plain functions: testable without the `launch` packages installed.
+
+The launch file reads its arguments, calls `plan_launch`, and turns the resulting `LaunchPlan` into actions
+(one brain Node, the serve process, RViz). Nothing here imports rclpy or launch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+# Fast DDS reads its XML profiles from one of these (FASTRTPS_ is the name before Fast DDS 3).
+FASTDDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+FASTDDS_PROFILE_NAME = 'fastdds_large_frames.xml'   # in the package's share/config
+TRUE_WORDS = ('true', '1', 'yes', 'on')
+FALSE_WORDS = ('false', '0', 'no', 'off', '')
+
+
+class LaunchArgumentError(ValueError):
+    """A launch argument that cannot be used; the message names it and says what to give."""
+
+
+def parse_flag(name: str, text: str) -> bool:
+    """A boolean launch argument (true/false, as launch's IfCondition accepts, plus 1/0 yes/no on/off)."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise LaunchArgumentError(f'{name}:={text!r} is not a boolean; give true or false')
+
+
+def parse_server_urls(text: str) -> list[str]:
+    """`server_url:=a,b` -> ['a', 'b']: the node's failover list, tried in order. Empty -> [].
+
+    Each URL must be http(s)://host[:port][/path]; anything else is refused here, at launch, with its position
+    in the list, rather than by the node after it started.
+    """
+    urls = [part.strip() for part in text.split(',')]
+    if not any(urls):
+        return []
+    for index, url in enumerate(urls, start=1):
+        where = f'server_url:={text!r}: URL {index} of {len(urls)}'
+        if not url:
+            raise LaunchArgumentError(f'{where} is empty (two commas, or a trailing comma?)')
+        try:
+            parts = urlsplit(url)
+            parts.port   # noqa: B018 - raises ValueError for a port that is not a number or out of range
+        except ValueError as exc:
+            raise LaunchArgumentError(f'{where} ({url!r}) is not a URL: {exc}') from None
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            raise LaunchArgumentError(f'{where} ({url!r}) must look like http://host:port/v1')
+        if any(c.isspace() or c in '"\'' for c in url):
+            raise LaunchArgumentError(f'{where} ({url!r}) contains a space or a quote')
+    return urls
+
+
+def serve_config_url(serve_config: str) -> str:
+    """The OpenAI base URL the serve tool will listen on for this serve YAML (its one entry's host and port)."""
+    from robobrain_ros.serve.command import with_defaults
+    from robobrain_ros.serve.config import ConfigError, connect_url, load, resolve_path
+
+    try:
+        entry = with_defaults(load(resolve_path(serve_config)).entry())
+    except ConfigError as exc:
+        raise LaunchArgumentError(f'serve_config:={serve_config}: {exc}') from None
+    return connect_url(entry.host, entry.port) + '/v1'
+
+
+# Launch argument -> node parameter it overrides when given (empty = the params file's value).
+TOPIC_ARGUMENTS = {'image': 'topics.image', 'compressed_image': 'topics.compressed_image',
+                   'camera_info': 'topics.camera_info', 'depth': 'topics.depth'}
+
+
+@dataclass
+class LaunchPlan:
+    """What the launch starts and with which settings."""
+    overrides: dict[str, object]           # node parameters set over the params file (only those given)
+    serve: bool
+    rviz: bool
+    environment: dict[str, str] = field(default_factory=dict)   # set for every process the launch starts
+    warnings: list[str] = field(default_factory=list)
+
+
+def fastdds_profile_environment(environ: Mapping[str, str], share_dir: str) -> tuple[dict[str, str], str | None]:
+    """Point Fast DDS at the package's large-frame profile unless the user already chose a profile file.
+
+    Returns (variables to set, warning or None). Both variable names are set: Fast DDS 2 reads FASTRTPS_, 3 reads
+    FASTDDS_. A profile the user set in either is kept as it is.
+    """
+    if any(environ.get(name) for name in FASTDDS_PROFILE_VARIABLES):
+        return {}, None
+    profile = Path(share_dir) / 'config' / FASTDDS_PROFILE_NAME
+    if not profile.is_file():
+        return {}, f'{profile} is missing: Fast DDS keeps its default transport settings'
+    return {name: str(profile) for name in FASTDDS_PROFILE_VARIABLES}, None
+
+
+def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[str, str],
+                rviz_installed: Callable[[], bool]) -> LaunchPlan:
+    """Decide from the launch arguments (as given, strings) what to start.
+
+    - server_url: a comma-separated failover list; empty = the params file's, except with serve:=true, where the
+      node follows the serve config's host and port (so the node asks where the server listens).
+    - model, image, compressed_image, camera_info, depth: empty = the params file's value.
+    - use_rviz:=true without rviz2 installed: RViz is skipped with a warning; the brain still starts.
+    """
+    serve = parse_flag('serve', arguments.get('serve', 'false'))
+    use_rviz = parse_flag('use_rviz', arguments.get('use_rviz', 'false'))
+    urls: list[str] | None = parse_server_urls(arguments.get('server_url', '')) or None
+    if urls is None and serve:
+        urls = [serve_config_url(arguments['serve_config'])]
+    overrides: dict[str, object] = {}
+    if urls is not None:
+        overrides['server.base_urls'] = urls
+    model = arguments.get('model', '').strip()
+    if model:
+        overrides['server.model'] = model
+    for argument, parameter in TOPIC_ARGUMENTS.items():
+        topic = arguments.get(argument, '').strip()
+        if topic:
+            overrides[parameter] = topic
+    warnings = []
+    rviz = use_rviz and rviz_installed()
+    if use_rviz and not rviz:
+        warnings.append('use_rviz:=true but rviz2 is not installed (no rviz2 package in the ament index): '
+                        'starting without RViz; install ros-$ROS_DISTRO-rviz2 or run RViz on another machine '
+                        'with -d config/brain.rviz')
+    environment, warning = fastdds_profile_environment(environ, share_dir)
+    if warning:
+        warnings.append(warning)
+    return LaunchPlan(overrides=overrides, serve=serve, rviz=rviz, environment=environment,
+                      warnings=warnings)
+
+
+def package_installed(name: str) -> bool:
+    """True when the ament index knows package `name` (what `ros2 run name ...` needs)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    try:
+        get_package_prefix(name)
+    except PackageNotFoundError:
+        return False
+    return True

@@ -1,0 +1,205 @@
+"""brain.launch.py and config/brain.rviz, without the `launch` packages (they have no PyPI wheels here).
+
+The launch file's decisions live in robobrain_ros.launch_plan and are tested as functions; the launch file itself
+is checked by its syntax tree (one brain Node built in an OpaqueFunction, no code built from argument strings).
+How it was run by hand with the upstream launch tools: docs/RELIABILITY.md ("Launch file").
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robobrain_ros import launch_plan
+from robobrain_ros.launch_plan import LaunchArgumentError, parse_server_urls, plan_launch
+
+PACKAGE = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = PACKAGE / 'launch' / 'brain.launch.py'
+RVIZ_FILE = PACKAGE / 'config' / 'brain.rviz'
+SERVE_CONFIGS = PACKAGE / 'config' / 'serve'
+
+
+def arguments(**given: str) -> dict[str, str]:
+    """The launch arguments as the launch file passes them: every one, defaults as declared."""
+    values = {'config': str(PACKAGE / 'config' / 'brain.yaml'), 'server_url': '', 'model': '', 'namespace': '',
+              'image': '', 'compressed_image': '', 'camera_info': '', 'depth': '', 'use_rviz': 'false',
+              'serve': 'false', 'serve_config': str(SERVE_CONFIGS / 'cpu_smoke.yaml')}
+    values.update(given)
+    return values
+
+
+def plan(share_dir: Path | str = PACKAGE, environ: dict | None = None, rviz_installed: bool = True, **given: str):
+    return plan_launch(arguments(**given), str(share_dir), environ or {}, lambda: rviz_installed)
+
+
+# ---------------------------------------------------------------- server_url
+def test_comma_separated_server_url_is_the_failover_list_in_order():
+    assert parse_server_urls('http://10.0.0.5:9010/v1, http://10.0.0.6:9010/v1') == [
+        'http://10.0.0.5:9010/v1', 'http://10.0.0.6:9010/v1']
+    assert plan(server_url='http://a:1/v1,https://b/v1').overrides['server.base_urls'] == ['http://a:1/v1',
+                                                                                         'https://b/v1']
+
+
+def test_empty_server_url_keeps_the_params_file():
+    assert parse_server_urls('') == [] and parse_server_urls(' , ') == []
+    assert 'server.base_urls' not in plan().overrides
+
+
+@pytest.mark.parametrize('text, says', [
+    ("http://a:9010/v1'", 'quote'),                       # pasted into Python code, this crashed the launch
+    ('http://a:9010/v1,,http://b:9010/v1', 'URL 2 of 3 is empty'),
+    ('http://a:9010/v1,', 'URL 2 of 2 is empty'),
+    ('notaurl', 'http://host:port/v1'),
+    ('ftp://a/v1', 'http://host:port/v1'),
+    ('http://a:port/v1', 'not a URL'),
+])
+def test_a_bad_server_url_fails_the_launch_naming_the_url(text, says):
+    with pytest.raises(LaunchArgumentError) as error:
+        parse_server_urls(text)
+    assert says in str(error.value) and 'server_url' in str(error.value)
+
+
+# ---------------------------------------------------------------- serve:=true
+def test_serve_true_points_the_node_at_the_served_port():
+    """Before: serve:=true served on 18000 (cpu_smoke.yaml) while the node asked 9010 (brain.yaml)."""
+    served = yaml.safe_load((SERVE_CONFIGS / 'cpu_smoke.yaml').read_text())['serve'][0]['engine_args']
+    chosen = plan(serve='true').overrides['server.base_urls']
+    assert chosen == [f"http://{served['host']}:{served['port']}/v1"] == ['http://127.0.0.1:18000/v1']
+    cuda = plan(serve='true', serve_config=str(SERVE_CONFIGS / 'robobrain2_7b_cuda.yaml'))
+    assert cuda.overrides['server.base_urls'] == ['http://127.0.0.1:9010/v1']
+
+
+def test_serve_true_with_a_given_server_url_keeps_it():
+    assert plan(serve='true', server_url='http://10.0.0.5:9010/v1').overrides['server.base_urls'] == [
+        'http://10.0.0.5:9010/v1']
+
+
+def test_serve_config_listening_on_all_interfaces_is_reached_on_loopback(tmp_path):
+    config = tmp_path / 'lan.yaml'
+    config.write_text('serve:\n  - serve_id: x\n    engine_args: {model: /m, host: 0.0.0.0, port: 9123}\n')
+    assert plan(serve='true', serve_config=str(config)).overrides['server.base_urls'] == ['http://127.0.0.1:9123/v1']
+
+
+def test_an_unusable_serve_config_fails_the_launch(tmp_path):
+    two = tmp_path / 'two.yaml'
+    two.write_text('serve:\n  - {serve_id: a, engine_args: {model: /m}}\n  - {serve_id: b, engine_args: {model: /m}}\n')
+    with pytest.raises(LaunchArgumentError, match='serve_config'):
+        plan(serve='true', serve_config=str(two))
+    with pytest.raises(LaunchArgumentError, match='cannot read'):
+        plan(serve='true', serve_config=str(tmp_path / 'missing.yaml'))
+
+
+# ---------------------------------------------------------------- other arguments
+def test_only_given_arguments_override_the_params_file():
+    assert plan().overrides == {}
+    assert plan(model='RoboBrain2.0-7B', image='/cam/image_raw', depth='/cam/depth').overrides == {
+        'server.model': 'RoboBrain2.0-7B', 'topics.image': '/cam/image_raw', 'topics.depth': '/cam/depth'}
+
+
+@pytest.mark.parametrize('word, value', [('true', True), ('True', True), ('1', True), ('false', False),
+                                         ('0', False), ('', False)])
+def test_flags(word, value):
+    assert launch_plan.parse_flag('use_rviz', word) is value
+
+
+def test_a_flag_that_is_no_boolean_is_an_error():
+    with pytest.raises(LaunchArgumentError, match='use_rviz'):
+        plan(use_rviz='maybe')
+
+
+# ---------------------------------------------------------------- RViz
+def test_use_rviz_without_rviz2_skips_rviz_with_a_warning():
+    """Before: the whole launch failed and left the brain node running, orphaned."""
+    without = plan(use_rviz='true', rviz_installed=False)
+    assert without.rviz is False
+    assert any('rviz2 is not installed' in w for w in without.warnings)
+    assert plan(use_rviz='true', rviz_installed=True).rviz is True
+
+
+def test_rviz_is_not_looked_up_unless_asked():
+    def lookup() -> bool:
+        raise AssertionError('looked up rviz2 without use_rviz:=true')
+    assert plan_launch(arguments(), str(PACKAGE), {}, lookup).rviz is False
+
+
+def test_package_lookup_in_the_ament_index():
+    assert launch_plan.package_installed('robobrain_ros') is True
+    assert launch_plan.package_installed('robobrain_no_such_package') is False
+
+
+# ---------------------------------------------------------------- Fast DDS profile
+def test_fastdds_profile_of_the_package_unless_the_user_chose_one(tmp_path):
+    (tmp_path / 'config').mkdir()
+    profile = tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME
+    profile.write_text('<profiles/>')
+    assert plan(share_dir=tmp_path).environment == {'FASTDDS_DEFAULT_PROFILES_FILE': str(profile),
+                                                    'FASTRTPS_DEFAULT_PROFILES_FILE': str(profile)}
+    for name in launch_plan.FASTDDS_PROFILE_VARIABLES:
+        assert plan(share_dir=tmp_path, environ={name: '/mine.xml'}).environment == {}
+
+
+def test_missing_fastdds_profile_is_a_warning_not_a_broken_variable(tmp_path):
+    missing = plan(share_dir=tmp_path)
+    assert missing.environment == {}
+    assert any(launch_plan.FASTDDS_PROFILE_NAME in w for w in missing.warnings)
+
+
+# ---------------------------------------------------------------- the launch file itself
+def launch_tree() -> ast.Module:
+    return ast.parse(LAUNCH_FILE.read_text(), str(LAUNCH_FILE))
+
+
+def calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and getattr(node.func, 'id', getattr(node.func, 'attr', None)) == name]
+
+
+def keyword(call: ast.Call, name: str):
+    return next((ast.literal_eval(k.value) for k in call.keywords if k.arg == name), None)
+
+
+def test_launch_file_builds_no_code_from_arguments():
+    tree = launch_tree()
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not names & {'PythonExpression', 'eval', 'exec'}
+
+
+def test_launch_file_starts_one_brain_node_from_an_opaque_function():
+    tree = launch_tree()
+    brains = [c for c in calls(tree, 'Node') if keyword(c, 'executable') == 'brain_node']
+    assert len(brains) == 1, 'one brain Node (before: four near-copies, one per argument combination)'
+    assert calls(tree, 'OpaqueFunction')
+    function = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                    and any(c in ast.walk(f) for c in brains))
+    assert function.name != 'generate_launch_description', 'the Node must be built at launch time'
+    assert any(isinstance(n, ast.Attribute) and n.attr == 'plan_launch' for n in ast.walk(function))
+
+
+def test_launch_file_declares_what_plan_launch_reads():
+    tree = launch_tree()
+    table = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                 and any(getattr(t, 'id', None) == 'ARGUMENTS' for t in n.targets))
+    declared = {ast.literal_eval(k) for k in table.keys}
+    assert declared == set(arguments())
+
+
+# ---------------------------------------------------------------- RViz config
+def test_rviz_config_displays_have_a_class_and_the_node_topics():
+    """Before: the image display had no Class line, so it parsed as one MarkerArray display on the image topic."""
+    config = yaml.safe_load(RVIZ_FILE.read_text())
+    displays = config['Visualization Manager']['Displays']
+    assert all(d.get('Class', '').startswith('rviz_default_plugins/') for d in displays), displays
+    by_class = {}
+    for display in displays:
+        by_class.setdefault(display['Class'], []).append(display)
+    markers, = by_class['rviz_default_plugins/MarkerArray']
+    image, = by_class['rviz_default_plugins/Image']
+    assert markers['Topic']['Value'] == '/robobrain/markers'
+    assert image['Topic']['Value'] == '/robobrain/annotated_image'
+    assert len({d['Name'] for d in displays}) == len(displays)
+    node_source = (PACKAGE / 'robobrain_ros' / 'node' / 'brain_node.py').read_text()
+    assert "'~/markers'" in node_source and "'~/annotated_image'" in node_source   # the node's names
