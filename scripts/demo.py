@@ -88,6 +88,8 @@ def main() -> int:
         params = {'server.base_urls': [base_url], 'server.model': args.model, 'queries.max_image_age': 2.0}
         if not args.server_url:
             params['model.max_tokens'] = 256
+            # Random weights answer "nothing found" ([]) more often than not; a real RoboBrain says it when it means it.
+            params['model.allow_empty_answer'] = False
         print('== starting the brain node (robobrain_ros brain_node)', flush=True)
         with BrainProcess(params, log_dir=out) as node, BrainClient() as brain:
             return run_goals(brain, node, rgb, out, real=bool(args.server_url))

@@ -1,17 +1,25 @@
 # Source this file: a shell with the robobrain_ros workspace (node venv + built packages) on its paths.
+# ROBOBRAIN_LEG picks the CI leg's environment (scripts/setup.sh LEG made it): kilted (default: .venv/ros +
+# install/), jazzy or py310 (.venv/<leg> + install/<leg>). scripts/leg_env.sh LEG sets it for you.
 # ROS 2 traffic stays on this machine unless you say otherwise (export the variables before sourcing).
 _rb_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # colcon's and venv's scripts read unset variables: sourced from a `set -u` script, relax that meanwhile.
 _rb_nounset=0; case $- in *u*) _rb_nounset=1; set +u;; esac
-# shellcheck disable=SC1091
-source "$_rb_root/.venv/ros/bin/activate"
-if [ -z "${ROS_DISTRO:-}" ]; then
-  # The ROS wheels put their shared libraries in the venv's lib/.
-  export LD_LIBRARY_PATH="$_rb_root/.venv/ros/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export AMENT_PREFIX_PATH="$_rb_root/.venv/ros${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export ROBOBRAIN_LEG="${ROBOBRAIN_LEG:-kilted}"
+if [ "$ROBOBRAIN_LEG" = kilted ]; then
+  _rb_venv="$_rb_root/.venv/ros"; _rb_install="$_rb_root/install"
+else
+  _rb_venv="$_rb_root/.venv/$ROBOBRAIN_LEG"; _rb_install="$_rb_root/install/$ROBOBRAIN_LEG"
 fi
 # shellcheck disable=SC1091
-source "$_rb_root/install/setup.bash"
+source "$_rb_venv/bin/activate"
+if [ -z "${ROS_DISTRO:-}" ] || [ "$ROBOBRAIN_LEG" != kilted ]; then
+  # The ROS wheels put their shared libraries in the venv's lib/.
+  export LD_LIBRARY_PATH="$_rb_venv/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export AMENT_PREFIX_PATH="$_rb_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+fi
+# shellcheck disable=SC1091
+source "$_rb_install/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # Camera frames of any size between processes on this host: shared memory sized for 4K frames (Fast DDS's
@@ -28,4 +36,4 @@ for _rb_prefix in ${AMENT_PREFIX_PATH//:/ }; do
 done
 export ROBOBRAIN_VLLM_PYTHON="${ROBOBRAIN_VLLM_PYTHON:-$_rb_root/.venv/vllm/bin/python}"
 [ "$_rb_nounset" = 1 ] && set -u
-unset _rb_root _rb_nounset _rb_profile _rb_prefix
+unset _rb_root _rb_nounset _rb_profile _rb_prefix _rb_venv _rb_install

@@ -154,8 +154,10 @@ def test_ctrl_c_cancels_the_goal_and_two_copies_are_two_nodes(brain, image_file)
             return 'goal accepted' in stderr[i] or runs[i].poll() is not None
         for i in range(len(runs)):
             assert wait_until(lambda: accepted(i), 60.0), stderr[i]
-        names = [n for n, _ in brain.node.get_node_names_and_namespaces() if n.startswith('brain_query_')]
-        assert len(set(names)) == len(names) == 2, names
+        def names() -> list[str]:
+            return [n for n, _ in brain.node.get_node_names_and_namespaces() if n.startswith('brain_query_')]
+        assert wait_until(lambda: len(names()) >= 2, 10.0), names()
+        assert len(set(names())) == len(names()) == 2, names()
         for run in runs:
             run.send_signal(signal.SIGINT)
         results = [run.communicate(timeout=30) for run in runs]

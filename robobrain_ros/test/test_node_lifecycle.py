@@ -36,7 +36,7 @@ def state(node, brain: str) -> str:
 def test_deactivate_rejects_and_reconfigure_serves_again(start_brain, vllm_server):
     name = 'lifecycle_brain'
     brain = start_brain({'server.base_urls': [vllm_server.base_url], 'model.max_tokens': 32,
-                         'topics.image': ''}, name=name)
+                         'model.allow_empty_answer': False, 'topics.image': ''}, name=name)
     node = brain.node
     image = rgb_to_image_msg(test_image(), Header(frame_id='lifecycle_camera'))
     assert state(node, name) == 'active'

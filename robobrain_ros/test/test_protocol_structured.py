@@ -229,3 +229,12 @@ def test_constraints_use_only_xgrammar_safe_bounded_syntax(task, thinking, famil
         assert _regex(task, False, SPEC_2_0_3B if family is R20 else family, sent_size) == pattern
     re.compile(pattern)
     assert len(pattern) < 1000  # keeps server-side grammar compilation cheap
+
+
+@pytest.mark.parametrize('task', [Task.POINTING, Task.TRAJECTORY, Task.AFFORDANCE, Task.GROUNDING])
+def test_allow_empty_false_takes_nothing_found_out_of_the_constraint(task):
+    from robobrain_ros.protocol.structured_outputs import answer_pattern
+    assert re.fullmatch(answer_pattern(task, ModelFamily.ROBOBRAIN_2_0, (640, 480)), '[]')
+    assert not re.fullmatch(answer_pattern(task, ModelFamily.ROBOBRAIN_2_0, (640, 480), allow_empty=False), '[]')
+    one = '[(10, 20)]' if task in (Task.POINTING, Task.TRAJECTORY) else '[1, 2, 30, 40]'
+    assert re.fullmatch(answer_pattern(task, ModelFamily.ROBOBRAIN_2_0, (640, 480), allow_empty=False), one)

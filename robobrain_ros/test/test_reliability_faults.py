@@ -265,7 +265,10 @@ def _depth_goal(brain, server, camera, depth, info, key: str, info_topic: str = 
     """A point goal on a 640x480 colour frame published with this depth and camera_info (same stamps)."""
     server.rule(f'[{key}]', Reply(text='[(100, 100), (200, 150)]', chunks=4, chunk_delay=0.1))
     colour = goal_image(640, 480)
-    colour.header.frame_id = key
+    # One camera: colour, depth and camera_info in the same optical frame (the node lifts only such pairings).
+    for message in (colour, depth, info):
+        if message is not None:
+            message.header.frame_id = key
     messages = [(camera.publisher(Image, f'{NS}/depth'), depth)] if depth is not None else []
     if info is not None:
         messages.append((camera.publisher(CameraInfo, info_topic), info))

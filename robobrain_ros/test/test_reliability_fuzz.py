@@ -25,7 +25,7 @@ from robobrain_ros.client.generation import Generation
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.markers import answer_markers
 from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryRequest
-from robobrain_ros.protocol import (CameraIntrinsics, ModelFamily, PixelPoint, Task, draw_annotations, lift_to_3d,
+from robobrain_ros.protocol import (CameraModel, ModelFamily, PixelPoint, Task, draw_annotations, lift_points,
                                     parse_completion)
 
 _NUMBERS = st.one_of(st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -57,8 +57,9 @@ def test_any_completion_becomes_a_valid_result_message(task, family, thinking, t
                                      if answer.box else [])
     if points:
         small = np.full((8, 8), depth, np.float32)
-        outcome.lifted = lift_to_3d([PixelPoint(p.x * 8 / original[0], p.y * 8 / original[1]) for p in points],
-                                    small, CameraIntrinsics.from_k([5, 0, 4, 0, 5, 4, 0, 0, 1], 8, 8), 1.0, 3)
+        camera = CameraModel.from_fields(8, 8, [5, 0, 4, 0, 5, 4, 0, 0, 1], (), 'plumb_bob', [0] * 12)
+        outcome.lifted = lift_points([PixelPoint(p.x * 8 / original[0], p.y * 8 / original[1]) for p in points],
+                                     (8, 8), small, 1.0, camera, False, 3)
     message = answer_message(outcome)
     assert message.info.raw_completion == text
     assert message.info.status.code == (QueryStatus.PARSE_ERROR if answer.error else

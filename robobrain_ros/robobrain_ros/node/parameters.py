@@ -63,6 +63,9 @@ PARAMETERS: dict[str, Spec] = {
     'model.thinking': Spec('off', "default thinking switch: 'on', 'off', or 'none' (append nothing whatever the "
                            'model)', choices=THINKING_CHOICES),
     'model.structured_outputs': Spec(True, 'constrain answers to the task format with vLLM structured outputs'),
+    'model.allow_empty_answer': Spec(True, 'let the answer constraint accept "nothing found" (an empty list) for '
+                                     'pointing, trajectory, affordance and grounding; the goal then ends NOT_FOUND. '
+                                     'false = the model must give at least one point or a box'),
     'model.temperature': Spec(0.7, 'sampling temperature (RoboBrain: 0.7; 0 = greedy)', float_range=(0.0, 2.0)),
     'model.max_tokens': Spec(768, 'most tokens generated per answer (RoboBrain: 768)', int_range=(1, 32768)),
     'model.max_pixels': Spec(1003520, '[px] image budget: frames are resized (keeping aspect) to at most this many '
@@ -153,6 +156,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         model_size=v['model.size'],
         thinking=thinking,
         structured_outputs=v['model.structured_outputs'],
+        allow_empty_answer=v['model.allow_empty_answer'],
         temperature=v['model.temperature'],
         max_tokens=v['model.max_tokens'],
         budget=ImageBudget(max_pixels=v['model.max_pixels'], min_pixels=v['model.min_pixels']),

@@ -80,6 +80,7 @@ class PipelineSettings:
     model_size: str = 'auto'              # auto | 3b | 7b | 32b
     thinking: bool | None = False         # node default: True, False, or None (append nothing)
     structured_outputs: bool = True
+    allow_empty_answer: bool = True       # the constraint lets the model say "nothing found" ([]: NOT_FOUND)
     temperature: float = 0.7
     max_tokens: int = 768
     budget: ImageBudget = ImageBudget()
@@ -322,7 +323,8 @@ class QueryPipeline:
                                  model=server.model, budget=server.budget(settings.budget, settings.max_tokens),
                                  constraint=constraint, max_tokens=settings.max_tokens,
                                  temperature=settings.temperature, processor_kwargs=settings.processor_kwargs,
-                                 extra={**settings.extra_body, **(request.extra_body or {})})
+                                 extra={**settings.extra_body, **(request.extra_body or {})},
+                                 allow_empty=settings.allow_empty_answer)
         except ValueError as exc:
             raise QueryFailed(QueryCode.BAD_GOAL, str(exc)) from None
 

@@ -3,7 +3,8 @@
 from .annotate import draw_annotations
 from .answer import Answer, PixelBox, PixelPoint, PlanStep
 from .image_encoding import PreparedImage, prepare_image
-from .lift import CameraIntrinsics, LiftedPoint, lift_to_3d
+from .camera_model import CameraModel
+from .lift import LiftedPoint, lift_points
 from .parse import parse_completion
 from .prompts import PROMPT_TEMPLATES, assistant_prefill, has_thinking_switch, render_prompt, supported_tasks
 from .request import BuiltRequest, build_request
@@ -14,7 +15,7 @@ from .tasks import ModelFamily, ModelSize, ModelSpec, Task, as_model_spec, detec
 __all__ = [
     'Answer',
     'BuiltRequest',
-    'CameraIntrinsics',
+    'CameraModel',
     'ConstraintDialect',
     'ImageBudget',
     'LiftedPoint',
@@ -35,7 +36,7 @@ __all__ = [
     'detect_model',
     'draw_annotations',
     'has_thinking_switch',
-    'lift_to_3d',
+    'lift_points',
     'model_input_size',
     'parse_completion',
     'prepare_image',

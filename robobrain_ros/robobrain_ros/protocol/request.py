@@ -54,6 +54,7 @@ def build_request(
     stream: bool = True,
     processor_kwargs: bool = False,
     extra: Mapping[str, Any] | None = None,
+    allow_empty: bool = True,
 ) -> BuiltRequest:
     """The chat-completions body for one question (user turn, thinking prefill, constraints).
 
@@ -61,8 +62,8 @@ def build_request(
     constraint goes out in the given dialect, except with thinking on: thinking text is free prose and the
     constraint's bound on it would be the only thing shaping it, so nothing is sent and BuiltRequest.constraint
     says NONE. processor_kwargs=True also sends the budget as mm_processor_kwargs (servers started with
-    --trust-request-mm-kwargs only). Raises ValueError for an empty instruction, a task the family lacks,
-    or a wrong image count.
+    --trust-request-mm-kwargs only). allow_empty=False takes "nothing found" (`[]`) out of the constraint.
+    Raises ValueError for an empty instruction, a task the family lacks, or a wrong image count.
     """
     task = Task(task)
     spec = as_model_spec(spec)
@@ -103,7 +104,7 @@ def build_request(
         body['mm_processor_kwargs'] = {'max_pixels': budget.max_pixels, 'min_pixels': budget.min_pixels}
     # One image (every task with coordinates takes exactly one): answers are bounded to its sent size.
     sent_size = images[0].sent_size if len(images) == 1 else None
-    fields = constraint_fields(task, thinking, spec, sent_size, constraint)
+    fields = constraint_fields(task, thinking, spec, sent_size, constraint, allow_empty)
     body.update(fields)
     if extra:
         body.update(extra)

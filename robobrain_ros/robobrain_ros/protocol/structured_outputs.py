@@ -75,9 +75,11 @@ def int_range_pattern(maximum: int) -> str:
     return '(' + '|'.join(shorter + below + [top]) + ')'
 
 
-def _repeat_list(item: str, max_items: int) -> str:
-    """A bracketed, ', '-separated list of 0..max_items items (the empty list says: nothing found)."""
-    return rf'\[({item}(, {item}){{0,{max_items - 1}}})?\]'
+def _repeat_list(item: str, max_items: int, allow_empty: bool = True) -> str:
+    """A bracketed, ', '-separated list of 0..max_items items (the empty list says: nothing found), or of
+    1..max_items items when allow_empty is false."""
+    items = rf'{item}(, {item}){{0,{max_items - 1}}}'
+    return rf'\[({items})?\]' if allow_empty else rf'\[{items}\]'
 
 
 def _tuple(*fields: str) -> str:
@@ -108,11 +110,13 @@ def _coordinate_patterns(model_family: ModelFamily, sent_size: tuple[int, int] |
     return int_range_pattern(width), int_range_pattern(height)
 
 
-def answer_pattern(task: Task, model_family: ModelFamily, sent_size: tuple[int, int] | None = None) -> str:
+def answer_pattern(task: Task, model_family: ModelFamily, sent_size: tuple[int, int] | None = None,
+                   allow_empty: bool = True) -> str:
     """Regex of the bare native answer (no tags) for this task and family.
 
     sent_size (width, height) of the image the model sees bounds RoboBrain 2.0's pixel coordinates to it, so
-    an answer cannot point outside the image; without it any 1-4 digit number is allowed.
+    an answer cannot point outside the image; without it any 1-4 digit number is allowed. allow_empty false
+    takes "nothing found" (`[]`) away: the model must give at least one point or a box.
     """
     task = Task(task)
     family = ModelFamily(model_family)
@@ -124,26 +128,27 @@ def answer_pattern(task: Task, model_family: ModelFamily, sent_size: tuple[int, 
     if task in (Task.AFFORDANCE, Task.GROUNDING):
         if family is ModelFamily.ROBOBRAIN_2_5 and task is Task.AFFORDANCE:
             raise ValueError('robobrain2.5 has no affordance task')
-        return rf'(\[\]|{_bracket_pair(x, y, x, y)})'
+        box = _bracket_pair(x, y, x, y)
+        return rf'(\[\]|{box})' if allow_empty else box
     if task is Task.POINTING:
-        return _repeat_list(_tuple(x, y), MAX_POINTS)
+        return _repeat_list(_tuple(x, y), MAX_POINTS, allow_empty)
     if task is Task.TRAJECTORY:
         if family is ModelFamily.ROBOBRAIN_2_5:
-            return _repeat_list(_tuple(x, y, _DEPTH), MAX_TRAJECTORY_POINTS)
+            return _repeat_list(_tuple(x, y, _DEPTH), MAX_TRAJECTORY_POINTS, allow_empty)
         # The 2.0 prompt asks for [[x, y], ...] but the model also answers [(x, y), ...].
-        tuples = _repeat_list(_tuple(x, y), MAX_TRAJECTORY_POINTS)
-        pairs = _repeat_list(_bracket_pair(x, y), MAX_TRAJECTORY_POINTS)
+        tuples = _repeat_list(_tuple(x, y), MAX_TRAJECTORY_POINTS, allow_empty)
+        pairs = _repeat_list(_bracket_pair(x, y), MAX_TRAJECTORY_POINTS, allow_empty)
         return f'({tuples}|{pairs})'
     raise ValueError(f'no answer pattern for task {task!r}')
 
 
 def completion_pattern(task: Task, thinking: bool | None, spec: ModelSpec | ModelFamily,
-                       sent_size: tuple[int, int] | None = None) -> str | None:
+                       sent_size: tuple[int, int] | None = None, allow_empty: bool = True) -> str | None:
     """Regex of the whole completion after the prefill this model gets; None with thinking on (no constraint)."""
     if thinking:
         return None
     spec = as_model_spec(spec)
-    answer = answer_pattern(task, spec.family, sent_size)
+    answer = answer_pattern(task, spec.family, sent_size, allow_empty)
     if assistant_prefill(thinking, spec) == THINKING_OFF_PREFILL:
         return f'{answer}</answer>'
     return f'(<answer>)?{answer}(</answer>)?'
@@ -151,7 +156,8 @@ def completion_pattern(task: Task, thinking: bool | None, spec: ModelSpec | Mode
 
 def constraint_fields(task: Task, thinking: bool | None, spec: ModelSpec | ModelFamily,
                       sent_size: tuple[int, int] | None = None,
-                      dialect: ConstraintDialect = ConstraintDialect.STRUCTURED_OUTPUTS) -> dict:
+                      dialect: ConstraintDialect = ConstraintDialect.STRUCTURED_OUTPUTS,
+                      allow_empty: bool = True) -> dict:
     """Request-body fields that constrain the answer in the given dialect; {} when none applies.
 
     None applies with dialect NONE or with thinking on. sent_size: (width, height) of the image the model sees,
@@ -159,7 +165,7 @@ def constraint_fields(task: Task, thinking: bool | None, spec: ModelSpec | Model
     """
     if ConstraintDialect(dialect) is ConstraintDialect.NONE:
         return {}
-    pattern = completion_pattern(task, thinking, spec, sent_size)
+    pattern = completion_pattern(task, thinking, spec, sent_size, allow_empty)
     return {} if pattern is None else regex_fields(pattern, dialect)
 
 
