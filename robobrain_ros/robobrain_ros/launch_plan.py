@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 # Fast DDS reads its XML profiles from one of these (FASTRTPS_ is the name before Fast DDS 3).
 FASTDDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+# Distributions on Fast DDS 2, which reads only FASTRTPS_DEFAULT_PROFILES_FILE (Fast DDS 3 reads FASTDDS_ and
+# warns in every process about the old name).
+FAST_DDS_2_DISTROS = ('humble', 'iron', 'jazzy')
 FASTDDS_PROFILE_NAME = 'fastdds_large_frames.xml'   # in the package's share/config
 TRUE_WORDS = ('true', '1', 'yes', 'on')
 FALSE_WORDS = ('false', '0', 'no', 'off', '')
@@ -87,15 +90,23 @@ class LaunchPlan:
 def fastdds_profile_environment(environ: Mapping[str, str], share_dir: str) -> tuple[dict[str, str], str | None]:
     """Point Fast DDS at the package's large-frame profile unless the user already chose a profile file.
 
-    Returns (variables to set, warning or None). Both variable names are set: Fast DDS 2 reads FASTRTPS_, 3 reads
-    FASTDDS_. A profile the user set in either is kept as it is.
+    Returns (variables to set, warning or None). Fast DDS 2 (ROS_DISTRO humble, iron, jazzy) reads
+    FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 FASTDDS_DEFAULT_PROFILES_FILE (and warns about the other); an
+    unknown distribution gets both. A profile the user set in either is kept as it is.
     """
     if any(environ.get(name) for name in FASTDDS_PROFILE_VARIABLES):
         return {}, None
     profile = Path(share_dir) / 'config' / FASTDDS_PROFILE_NAME
     if not profile.is_file():
         return {}, f'{profile} is missing: Fast DDS keeps its default transport settings'
-    return {name: str(profile) for name in FASTDDS_PROFILE_VARIABLES}, None
+    distro = environ.get('ROS_DISTRO', '')
+    if distro in FAST_DDS_2_DISTROS:
+        names: tuple[str, ...] = ('FASTRTPS_DEFAULT_PROFILES_FILE',)
+    elif distro:
+        names = ('FASTDDS_DEFAULT_PROFILES_FILE',)
+    else:
+        names = FASTDDS_PROFILE_VARIABLES
+    return {name: str(profile) for name in names}, None
 
 
 def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[str, str],

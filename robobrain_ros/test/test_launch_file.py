@@ -141,6 +141,18 @@ def test_fastdds_profile_of_the_package_unless_the_user_chose_one(tmp_path):
         assert plan(share_dir=tmp_path, environ={name: '/mine.xml'}).environment == {}
 
 
+def test_fastdds_profile_variable_follows_the_distributions_fast_dds(tmp_path):
+    # Fast DDS 2 (Humble, Jazzy) reads only FASTRTPS_; Fast DDS 3 (Kilted) reads FASTDDS_ and warns in every
+    # process when FASTRTPS_ is set.
+    (tmp_path / 'config').mkdir()
+    profile = str(tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME)
+    Path(profile).write_text('<profiles/>')
+    assert plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'jazzy'}).environment == {
+        'FASTRTPS_DEFAULT_PROFILES_FILE': profile}
+    assert plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'kilted'}).environment == {
+        'FASTDDS_DEFAULT_PROFILES_FILE': profile}
+
+
 def test_missing_fastdds_profile_is_a_warning_not_a_broken_variable(tmp_path):
     missing = plan(share_dir=tmp_path)
     assert missing.environment == {}
