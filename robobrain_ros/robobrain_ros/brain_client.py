@@ -29,16 +29,14 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from robobrain_interfaces.action import Affordance, Ask, Ground, Plan, Point, Trajectory
 from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.action_table import ACTIONS
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.answer_format import REJECTED_REASON, message_to_data, summary_lines
 from unique_identifier_msgs.msg import UUID
 
-ACTION_TYPES: dict[str, type] = {
-    'point': Point, 'affordance': Affordance, 'trajectory': Trajectory,
-    'ground': Ground, 'plan': Plan, 'ask': Ask,
-}
+# Action name -> action type, from the one table of the six actions.
+ACTION_TYPES: dict[str, type] = {action.name: action.action_type for action in ACTIONS}
 STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: 'succeeded', GoalStatus.STATUS_ABORTED: 'aborted',
                 GoalStatus.STATUS_CANCELED: 'canceled', GoalStatus.STATUS_UNKNOWN: 'unknown'}
 
@@ -161,11 +159,13 @@ class BrainClient:
         return False
 
     def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
-             timeout: float = 0.0):
+             timeout: float = 0.0, compressed_image=None):
         goal = ACTION_TYPES[action].Goal(instruction=instruction, thinking=thinking, max_image_age=max_image_age,
                                          timeout=timeout)
         if image is not None:
             goal.image = image
+        if compressed_image is not None:
+            goal.compressed_image = compressed_image
         return goal
 
     def send(self, action: str, goal) -> GoalHandle:

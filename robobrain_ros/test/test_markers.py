@@ -31,3 +31,4 @@ def test_an_answer_without_3d_points_still_clears_the_previous_markers():
     for answer in (points_answer(), points_answer(False), BoxAnswer(), PlanAnswer()):
         array = answer_markers(answer, 0.0)
         assert [m.action for m in array.markers] == [Marker.DELETEALL], type(answer).__name__
+
