@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,8 @@ class GoalOutcome:
 class GoalHandle:
     """A goal in flight: wait() for its outcome, cancel() it."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_executor: Callable[[Callable[[], Any]], None]) -> None:
+        self._in_executor = in_executor    # runs a call on the client's executor thread (see BrainClient._in_executor)
         self.outcome = GoalOutcome(accepted=False)
         self._done = threading.Event()
         self._accepted = threading.Event()
@@ -88,7 +90,7 @@ class GoalHandle:
             self._cancel_requested = True
             handle = self._handle
         if handle is not None:
-            handle.cancel_goal_async()
+            self._in_executor(handle.cancel_goal_async)
 
     def _on_accepted(self, handle) -> None:
         with self._lock:
@@ -153,7 +155,7 @@ class BrainClient:
             answered = threading.Event()
             # uuid4 is never all zeros (which would mean "cancel every goal").
             nobody = ClientGoalHandle(client, UUID(uuid=list(uuid.uuid4().bytes)), None)
-            client._cancel_goal_async(nobody).add_done_callback(lambda _future: answered.set())
+            self._in_executor(lambda: client._cancel_goal_async(nobody).add_done_callback(lambda _: answered.set()))
             if answered.wait(min(2.0, max(0.1, end - time.monotonic()))):
                 return True
         return False
@@ -168,8 +170,17 @@ class BrainClient:
             goal.compressed_image = compressed_image
         return goal
 
+    def _in_executor(self, call: Callable[[], Any]) -> None:
+        """Run call on the executor's thread, where responses are handled.
+
+        rclpy before Kilted (Jazzy's 7.1) files a sent request under its sequence number only after sending it,
+        without a lock: a response the spinning thread takes in between is dropped ("Ignoring unexpected goal
+        response") and that goal is never heard of again. Sent from the spinning thread, it cannot happen.
+        """
+        self._executor.create_task(call)
+
     def send(self, action: str, goal) -> GoalHandle:
-        handle = GoalHandle()
+        handle = GoalHandle(self._in_executor)
 
         def on_feedback(message) -> None:
             handle.outcome.feedback.append(message.feedback)
@@ -193,8 +204,11 @@ class BrainClient:
             handle._accepted.set()
             goal_handle.get_result_async().add_done_callback(on_result)
 
-        future = self._clients[action].send_goal_async(goal, feedback_callback=on_feedback)
-        future.add_done_callback(on_response)
+        def send_goal() -> None:
+            future = self._clients[action].send_goal_async(goal, feedback_callback=on_feedback)
+            future.add_done_callback(on_response)
+
+        self._in_executor(send_goal)
         return handle
 
     def query(self, action: str, instruction: str, wait_timeout: float = 300.0, **goal_fields: Any) -> GoalOutcome:

@@ -12,6 +12,7 @@ Exit status 0 when all is well.
 from __future__ import annotations
 
 import importlib
+import os
 import py_compile
 import sys
 import traceback
@@ -78,4 +79,10 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The check is the imports above. With every module loaded into one interpreter, Python 3.12 + Jazzy's rclpy
+    # wheels crashed at interpreter exit (a segfault in finalization, after all imports had passed; the node
+    # itself exits cleanly in the tests): leave without finalization so that only an import failure fails.
+    os._exit(code)
