@@ -55,13 +55,22 @@ def goal_image():
     return rgb_to_image_msg(test_image(320, 240), Header(frame_id='robust_camera'))
 
 
-def call(node, service_type, name: str, request, timeout: float = 20.0):
+def call(node, service_type, name: str, request, timeout: float = 30.0):
+    """Call a service, asking again every few seconds while unanswered.
+
+    Right after discovery Fast DDS may drop the response to a client's first request (the server does not yet
+    see the client's reader); on a loaded machine that window is long. A lifecycle transition asked twice is
+    refused the second time (success false), which the caller then reports: never a silent pass.
+    """
     client = node.create_client(service_type, name)
     try:
         assert client.wait_for_service(timeout_sec=timeout), f'no service {name}'
-        future = client.call_async(request)
-        assert wait_until(future.done, timeout), f'{name} did not answer'
-        return future.result()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            future = client.call_async(request)
+            if wait_until(future.done, min(3.0, max(0.1, end - time.monotonic()))):
+                return future.result()
+        raise AssertionError(f'{name} did not answer within {timeout} s')
     finally:
         node.destroy_client(client)
 
