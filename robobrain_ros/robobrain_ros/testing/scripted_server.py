@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from robobrain_ros.testing.loop_thread_server import LoopThreadServer
+
 MODEL = 'robobrain-scripted'
 _SHUTDOWN_TIMEOUT = 1.0   # [s] for handlers still running at stop
 # aiohttp 3.8 (Humble) takes the shutdown timeout on the site; 3.9 moved it to the runner, and 3.8's runner passes
@@ -59,8 +61,9 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
-class ScriptedServer:
+class ScriptedServer(LoopThreadServer):
     def __init__(self, port: int = 0, default: Reply | None = None) -> None:
+        super().__init__('scripted-server')
         self.default = default or Reply()
         self.requests: list[Received] = []
         self.health_status = 200             # what GET /health answers
@@ -68,8 +71,6 @@ class ScriptedServer:
         self.version: str | None = None      # GET /version answers {"version": this} when set (claims to be vLLM)
         self._rules: list[tuple[str, Reply]] = []
         self._port = port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name='scripted-server', daemon=True)
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
         self._lock = threading.Lock()
@@ -98,24 +99,6 @@ class ScriptedServer:
 
     def requests_with(self, key: str) -> list[Received]:
         return [r for r in list(self.requests) if key in json.dumps(r.body)]
-
-    def start(self) -> 'ScriptedServer':
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10.0)
-        return self
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10.0)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5.0)
-
-    def __enter__(self) -> 'ScriptedServer':
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ server
     async def _start(self) -> None:
