@@ -21,7 +21,7 @@ from robobrain_ros.protocol import ImageBudget, Task
 
 THINKING_CHOICES = ('off', 'on', 'none')
 FAMILY_CHOICES = ('auto', 'robobrain2.0', 'robobrain2.5')
-SIZE_CHOICES = ('auto', '3b', '7b', '32b')
+SIZE_CHOICES = ('auto', '3b', '4b', '7b', '8b', '32b')
 TASK_CHOICES = tuple(t.value for t in Task)
 
 
@@ -59,7 +59,7 @@ PARAMETERS: dict[str, Spec] = {
                          'saw), robobrain2.5 (0..1000), or auto (a strict match of the served model name, e.g. '
                          'RoboBrain2.0-7B; any other name: robobrain2.0)', choices=FAMILY_CHOICES),
     'model.size': Spec('auto', 'model size, which decides the thinking prefill (2.0 7B/32B: <think>...; 2.0 3B and '
-                       '2.5: nothing): 3b, 7b, 32b or auto (from the served model name)', choices=SIZE_CHOICES),
+                       '2.5: nothing): 3b, 4b, 7b, 8b, 32b or auto (from the served model name)', choices=SIZE_CHOICES),
     'model.thinking': Spec('off', "default thinking switch: 'on', 'off', or 'none' (append nothing whatever the "
                            'model)', choices=THINKING_CHOICES),
     'model.structured_outputs': Spec(True, 'constrain answers to the task format with vLLM structured outputs'),
