@@ -4,8 +4,8 @@ Loaded with ``-p leg_selection`` (scripts/legs on PYTHONPATH).
 
 --leg-unit-only
     Deselect the tests that need a vLLM server or a brain node process: those that use the ``vllm_server``,
-    ``start_brain`` or ``ros_client`` fixtures, and those whose body starts one itself (calls the global
-    ``vllm_python``, ``start_tiny_server`` or ``BrainProcess``). The Kilted leg runs them all; a leg that
+    ``start_brain`` or ``ros_client`` fixtures, and those whose body, or the body of any fixture they use,
+    starts one itself (calls the global ``vllm_python``, ``start_tiny_server`` or ``BrainProcess``). The Kilted leg runs them all; a leg that
     would only repeat them pays the server start and the node processes for nothing new.
 --leg-keep FILE
     A test file kept whole by --leg-unit-only (repeatable): the node tests a leg does run.
@@ -43,11 +43,20 @@ def global_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def needs_server(item: pytest.Item) -> bool:
-    if SERVER_FIXTURES & set(getattr(item, 'fixturenames', ())):
-        return True
-    code = getattr(getattr(item, 'function', None), '__code__', None)
+def starts_a_server(func: object) -> bool:
+    code = getattr(func, '__code__', None)
     return code is not None and bool(SERVER_STARTERS & global_names(code))
+
+
+def needs_server(item: pytest.Item) -> bool:
+    fixture_names = set(getattr(item, 'fixturenames', ()))  # the whole closure, fixtures of fixtures too
+    if SERVER_FIXTURES & fixture_names:
+        return True
+    if starts_a_server(getattr(item, 'function', None)):
+        return True
+    fixture_defs = getattr(getattr(item, '_fixtureinfo', None), 'name2fixturedefs', {})
+    return any(starts_a_server(fixture_def.func)
+               for name in fixture_names for fixture_def in fixture_defs.get(name, ()))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
