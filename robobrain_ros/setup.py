@@ -31,6 +31,7 @@ setup(
         # vLLM calls every function of this group in each process it starts (API server, engine, workers).
         'vllm.general_plugins': [
             'robobrain_flaggems = robobrain_ros.serve.flaggems_plugin:register',
+            'robobrain_seeded_weights = robobrain_ros.serve.seeded_weights:register',
         ],
     },
 )

@@ -32,7 +32,8 @@ def vllm_python():
 def cli_env(**extra):
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(PKG_PARENT), env.get('PYTHONPATH')) if p)
-    for k in ('USE_FLAGGEMS', 'VLLM_PLUGINS', 'ROBOBRAIN_PLUGIN_PROBE', 'ROBOBRAIN_API_KEY'):
+    for k in ('USE_FLAGGEMS', 'VLLM_PLUGINS', 'ROBOBRAIN_PLUGIN_PROBE', 'ROBOBRAIN_API_KEY', 'ROBOBRAIN_FLAGGEMS_EXCLUDE',
+              'ROBOBRAIN_FLAGGEMS_PLATFORM'):
         env.pop(k, None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -243,3 +244,48 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
     time.sleep(0.5)
     assert _alive(seen) == [], ('left behind', _alive(seen))
     assert not ready.exists()
+
+
+FLAGGEMS_CUDA_YAML = '''
+platform: cuda
+env:
+  USE_FLAGGEMS: "true"
+flaggems_exclude: [default, -mm, -mm_out, index_select]
+serve:
+  - serve_id: vllm_model
+    engine: vllm
+    engine_args:
+      model: /data/weights/RoboBrain2.0-7B
+'''
+
+
+def test_dry_run_shows_the_flaggems_exclusions_it_hands_the_plugin(tmp_path):
+    config = tmp_path / 'fg.yaml'
+    config.write_text(FLAGGEMS_CUDA_YAML)
+    r = run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run',
+                env=cli_env(ROBOBRAIN_FLAGGEMS_PLATFORM='cuda-hopper'))
+    assert r.returncode == 0, r.stderr
+    assert 'ROBOBRAIN_FLAGGEMS_EXCLUDE=default,-mm,-mm_out,index_select' in r.stdout.splitlines()
+    summary = next(line for line in r.stdout.splitlines() if line.startswith('# FlagGems on cuda-hopper: '))
+    assert '(the cuda-hopper default + index_select - mm,mm_out)' in summary
+    ops = summary.split('): ', 1)[1].split(', ')
+    assert 'mul' in ops and 'index_select' in ops and 'mm' not in ops and 'addmm' in ops
+
+
+def test_the_environment_overrides_the_configs_flaggems_exclusions(tmp_path):
+    config = tmp_path / 'fg.yaml'
+    config.write_text(FLAGGEMS_CUDA_YAML)
+    r = run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run',
+                env=cli_env(ROBOBRAIN_FLAGGEMS_EXCLUDE='none'))
+    assert r.returncode == 0, r.stderr
+    assert 'ROBOBRAIN_FLAGGEMS_EXCLUDE=none' in r.stdout.splitlines()
+    assert "ROBOBRAIN_FLAGGEMS_EXCLUDE='none' from the environment overrides the config" in r.stderr
+    assert '# FlagGems on cuda: no ops left to PyTorch' in r.stdout
+
+
+def test_a_bad_flaggems_exclusion_spec_is_a_config_error(tmp_path):
+    config = tmp_path / 'fg.yaml'
+    config.write_text(FLAGGEMS_CUDA_YAML.replace('[default, -mm, -mm_out, index_select]', '[default, "-"]'))
+    r = run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run')
+    assert r.returncode == 2
+    assert 'flaggems_exclude' in r.stderr and 'lone "-"' in r.stderr

@@ -30,8 +30,9 @@ def vllm_python():
     return py
 
 
-def test_plugin_module_imports_nothing_heavy():
-    code = ('import sys, robobrain_ros.serve.flaggems_plugin as p; '
+@pytest.mark.parametrize('module', ['flaggems_plugin', 'seeded_weights'])
+def test_plugin_module_imports_nothing_heavy(module):
+    code = (f'import sys, robobrain_ros.serve.{module} as p; '
             'print(sorted(m for m in sys.modules if m.split(".")[0] in '
             '("torch", "vllm", "rclpy", "flag_gems", "numpy", "transformers")))')
     out = subprocess.run([vllm_python(), '-c', code], env=env_with(), capture_output=True,
@@ -40,13 +41,16 @@ def test_plugin_module_imports_nothing_heavy():
     assert out.stdout.strip() == '[]'
 
 
-def test_entry_point_registered_in_server_venv():
+@pytest.mark.parametrize('name, value', [
+    ('robobrain_flaggems', 'robobrain_ros.serve.flaggems_plugin:register'),
+    ('robobrain_seeded_weights', 'robobrain_ros.serve.seeded_weights:register')])
+def test_entry_point_registered_in_server_venv(name, value):
     code = ('from importlib.metadata import entry_points; '
             'print({e.name: e.value for e in entry_points(group="vllm.general_plugins")}'
-            '.get("robobrain_flaggems"))')
+            f'.get("{name}"))')
     out = subprocess.run([vllm_python(), '-c', code], capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == 'robobrain_ros.serve.flaggems_plugin:register', (
-        'run: .venv/vllm/bin/pip install --no-deps ./robobrain_ros')
+    assert out.stdout.strip() == value, 'run: .venv/vllm/bin/pip install --no-deps ./robobrain_ros'
+
 
 
 def test_register_probe_and_noop_without_use_flaggems(tmp_path):
@@ -86,24 +90,68 @@ def test_vllm_itself_refuses_to_start_with_use_flaggems(tmp_path):
     assert time.monotonic() - t0 < 120
 
 
-def test_enable_passes_excluded_ops_and_records_the_op_list(tmp_path):
-    """The plugin's side of the FlagGems call (a stand-in flag_gems module: the real one needs a GPU backend,
-    see docs/BENCHMARKS.md for the run on an H200): excluded ops reach enable(unused=...), the op list is written."""
+def stand_in_flag_gems(tmp_path, enable_params: str) -> Path:
+    """A stand-in flag_gems package that writes the keyword arguments enable() got to $CALLS (the real one
+    needs a GPU backend; the H200 runs are in docs/BENCHMARKS.md)."""
     fake = tmp_path / 'stand_in' / 'flag_gems'
     fake.mkdir(parents=True)
     (fake / '__init__.py').write_text(
         'import json, os\n'
-        'def enable(unused=()):\n'
-        '    open(os.environ["CALLS"], "w").write(json.dumps(list(unused)))\n'
+        '__version__ = "0.0-stand-in"\n'
+        f'def enable({enable_params}):\n'
+        '    args = {k: v for k, v in locals().items()}\n'
+        '    open(os.environ["CALLS"], "w").write(json.dumps(args))\n'
         'def all_registered_ops():\n'
         '    return ["mm", "add", "softmax"]\n')
-    calls, ops = tmp_path / 'calls.json', tmp_path / 'ops.txt'
+    return fake.parent
+
+
+def run_register(tmp_path, stand_in: Path, **env_extra):
+    env = env_with(USE_FLAGGEMS='true', CALLS=tmp_path / 'calls.json', **env_extra)
+    env['PYTHONPATH'] = os.pathsep.join([str(stand_in), env.get('PYTHONPATH', '')])
     code = 'from robobrain_ros.serve.flaggems_plugin import register; register()'
-    env = env_with(USE_FLAGGEMS='true', ROBOBRAIN_FLAGGEMS_EXCLUDE='copy_, fill_ ,', CALLS=calls,
-                   ROBOBRAIN_FLAGGEMS_OPS_FILE=ops)
-    env['PYTHONPATH'] = os.pathsep.join([str(fake.parent), env.get('PYTHONPATH', '')])
     out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=60)
+    calls = tmp_path / 'calls.json'
+    return out, (json.loads(calls.read_text()) if calls.exists() else None)
+
+
+def test_enable_passes_excluded_ops_and_records_the_op_list(tmp_path):
+    """Explicit exclusions reach enable(unused=...); the registered op list is written and FlagGems is asked to
+    record the ops that run, once each, next to it."""
+    stand_in = stand_in_flag_gems(tmp_path, 'unused=None, record=False, once=False, path=None')
+    ops = tmp_path / 'ops.txt'
+    out, call = run_register(tmp_path, stand_in, ROBOBRAIN_FLAGGEMS_EXCLUDE='copy_, fill_ ,',
+                             ROBOBRAIN_FLAGGEMS_OPS_FILE=ops, ROBOBRAIN_FLAGGEMS_PLATFORM='cuda')
     assert out.returncode == 0, out.stderr
-    assert json.loads(calls.read_text()) == ['copy_', 'fill_']
+    assert call == {'unused': ['copy_', 'fill_'], 'record': True, 'once': True, 'path': f'{ops}.calls'}
     assert ops.read_text().split() == ['add', 'mm', 'softmax']
     assert '3 ops taken over' in out.stderr
+    assert 'ops that run are recorded in' in out.stderr
+
+
+def test_hopper_gets_its_default_exclusions_and_says_so(tmp_path):
+    """No spec on a Hopper GPU: the ops measured broken there (and the slow GEMMs) stay with PyTorch."""
+    from robobrain_ros.serve.flaggems_exclusions import default_exclusions
+    stand_in = stand_in_flag_gems(tmp_path, 'unused=None')
+    out, call = run_register(tmp_path, stand_in, ROBOBRAIN_FLAGGEMS_PLATFORM='cuda-hopper')
+    assert out.returncode == 0, out.stderr
+    assert call == {'unused': default_exclusions('cuda-hopper')}
+    assert {'mul', 'fill_scalar_', 'sqrt', 'mm'} <= set(call['unused'])
+    assert 'flag_gems 0.0-stand-in on cuda-hopper' in out.stderr
+    assert 'ops left to PyTorch (the cuda-hopper default)' in out.stderr
+
+
+def test_an_old_flag_gems_without_record_still_serves(tmp_path):
+    stand_in = stand_in_flag_gems(tmp_path, 'unused=None')
+    out, call = run_register(tmp_path, stand_in, ROBOBRAIN_FLAGGEMS_EXCLUDE='none',
+                             ROBOBRAIN_FLAGGEMS_OPS_FILE=tmp_path / 'ops.txt', ROBOBRAIN_FLAGGEMS_PLATFORM='cuda')
+    assert out.returncode == 0, out.stderr
+    assert call == {'unused': []}
+    assert 'cannot record the ops that run' in out.stderr
+
+
+def test_a_bad_exclusion_spec_stops_the_server(tmp_path):
+    stand_in = stand_in_flag_gems(tmp_path, 'unused=None')
+    out, call = run_register(tmp_path, stand_in, ROBOBRAIN_FLAGGEMS_EXCLUDE='default,-')
+    assert out.returncode != 0 and call is None
+    assert 'ROBOBRAIN_FLAGGEMS_EXCLUDE' in out.stderr and 'lone "-"' in out.stderr

@@ -17,11 +17,12 @@ import time
 from . import command as cmdmod
 from .api_key import VLLM_API_KEY_ENV, redact, take_api_key
 from .config import ConfigError, ServeConfig, connect_url, load, resolve_path, truthy
+from .flaggems_exclusions import ExclusionSpecError, cuda_platform, describe, resolve_exclusions
+from .flaggems_plugin import EXCLUDE_ENV, OPS_FILE_ENV, PLATFORM_ENV
 from .platform import PLUGIN_NAME, choose_python, probe, resolve_platform
 from .supervisor import StartupError, Supervisor, allowed_cpus, cpu_list, port_in_use, server_cpus
 
 PROG = 'robobrain_ros.serve'
-OPS_FILE_ENV = 'ROBOBRAIN_FLAGGEMS_OPS_FILE'
 
 
 # Secrets (the API key) replaced by *** in everything this tool prints; filled once the config is read.
@@ -80,6 +81,8 @@ class Plan:
         self.env_added = dict(cfg.env)
         use_flaggems = truthy(self.env_added.get('USE_FLAGGEMS', os.environ.get('USE_FLAGGEMS')))
         self.use_flaggems = use_flaggems
+        self.flaggems_excluded: list[str] = []
+        self.flaggems_summary = ''
         self.probe = probe(self.python, flaggems=use_flaggems and not args.dry_run) \
             if os.path.exists(self.python) else None
         if self.probe is None:
@@ -115,10 +118,39 @@ class Plan:
                     self.warnings.append(
                         f'USE_FLAGGEMS is true and VLLM_PLUGINS={plugins!r} would skip the '
                         f'{PLUGIN_NAME} plugin: using VLLM_PLUGINS={add["VLLM_PLUGINS"]!r}')
+            self._flaggems_exclusions()
         if self.cfg.flaggems_ops_file:
             add[OPS_FILE_ENV] = self.cfg.flaggems_ops_file
         if self.api_key:
             add[VLLM_API_KEY_ENV] = self.api_key  # vLLM's --api-key, kept out of the process table
+
+    def _flaggems_exclusions(self) -> None:
+        """Hand the config's flaggems_exclude to the plugin and say what it resolves to on this machine.
+
+        $ROBOBRAIN_FLAGGEMS_EXCLUDE of the calling environment wins over the config: a per-run override
+        of a shipped config. The plugin resolves the same spec with the same table inside vLLM."""
+        add = self.env_added
+        spec = os.environ.get(EXCLUDE_ENV)
+        if spec is not None:
+            if self.cfg.flaggems_exclude is not None or EXCLUDE_ENV in add:
+                self.warnings.append(f'{EXCLUDE_ENV}={spec!r} from the environment overrides the config')
+            add[EXCLUDE_ENV] = spec
+        elif EXCLUDE_ENV not in add and self.cfg.flaggems_exclude is not None:
+            add[EXCLUDE_ENV] = self.cfg.flaggems_exclude
+        spec = add.get(EXCLUDE_ENV)
+        platform = add.get(PLATFORM_ENV) or os.environ.get(PLATFORM_ENV) or self._flaggems_platform()
+        try:
+            self.flaggems_excluded = resolve_exclusions(spec, platform)
+        except ExclusionSpecError as e:
+            raise ConfigError(f'flaggems_exclude / {EXCLUDE_ENV}: {e}') from None
+        self.flaggems_summary = f'FlagGems on {platform}: {describe(platform, self.flaggems_excluded)}'
+
+    def _flaggems_platform(self) -> str:
+        if self.platform == 'ascend':
+            return 'ascend'
+        if self.platform == 'cuda':
+            return cuda_platform(self.probe.cuda_capability_major if self.probe and self.probe.ok else None)
+        return 'other'
 
     @property
     def env(self) -> dict[str, str]:
@@ -150,6 +182,8 @@ class Plan:
                  '# environment (added to the current one):']
         for k, v in self.env_added.items():
             lines.append(f'{k}={cmdmod.shlex.quote(v)}')
+        if self.flaggems_summary:
+            lines.append(f'# {self.flaggems_summary}')
         lines.append('# command:')
         lines.append(cmdmod.shell_line(self.argv))
         return redact('\n'.join(lines), [self.api_key])   # never print the key
@@ -211,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         stop['sig'] = signum
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if plan.flaggems_summary:
+        _say(plan.flaggems_summary)
     _say(f'starting {plan.platform} server: {cmdmod.shell_line(plan.argv)}')
     t0 = time.monotonic()
     sup.start()

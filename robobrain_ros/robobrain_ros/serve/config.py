@@ -33,7 +33,8 @@ TOP_KEYS = {
     'api_key': 'API key the server requires (given to vLLM as VLLM_API_KEY; clients send it too)',
     'startup_timeout': 'seconds to wait for /health',
     'reserved_cpus': "CPUs kept for the robot's own processes: the server is pinned to the others (0 = all)",
-    'flaggems_ops_file': 'where the FlagGems plugin records the ops it took over',
+    'flaggems_ops_file': 'where the FlagGems plugin records the ops it took over (and <file>.calls: the ops that ran)',
+    'flaggems_exclude': 'FlagGems ops left to PyTorch: default | none | list of ops (-op drops one from the default)',
 }
 ENTRY_KEYS = {
     'serve_id': 'name of the entry',
@@ -83,6 +84,7 @@ class ServeConfig:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     reserved_cpus: int = 0
     flaggems_ops_file: str | None = None
+    flaggems_exclude: str | None = None   # a comma list, as flaggems_exclusions reads it; None = default
     source: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
 
@@ -222,9 +224,14 @@ def parse(data: Any, source: str | None = None) -> ServeConfig:
     ops = top.get('flaggems_ops_file')
     if ops is not None and not isinstance(ops, str):
         raise ConfigError(f'{where}: flaggems_ops_file must be a path string')
+    exclude = top.get('flaggems_exclude')
+    if isinstance(exclude, list) and all(isinstance(op, str) for op in exclude):
+        exclude = ','.join(exclude)
+    if exclude is not None and not isinstance(exclude, str):
+        raise ConfigError(f'{where}: flaggems_exclude must be default, none, or a list of op names')
     cfg = ServeConfig(entries=entries, platform=platform, python=python, env=env,
                       api_key=api_key or None, startup_timeout=float(timeout), reserved_cpus=reserved,
-                      flaggems_ops_file=ops, source=source)
+                      flaggems_ops_file=ops, flaggems_exclude=exclude, source=source)
     for name in dict.fromkeys(missing):
         cfg.warnings.append(f'${{{name}}} is used in {where} but {name} is not set')
     return cfg

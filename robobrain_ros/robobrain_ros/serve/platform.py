@@ -50,6 +50,8 @@ elif r["torch"]:
     try:
         import torch
         r["cuda"] = bool(torch.cuda.is_available())
+        if r["cuda"]:
+            r["cuda_capability"] = list(torch.cuda.get_device_capability())
     except Exception as e:
         r["cuda_error"] = repr(e)
 try:
@@ -73,6 +75,11 @@ class Probe:
     ok: bool
     info: dict
     error: str = ''
+
+    @property
+    def cuda_capability_major(self) -> int | None:
+        capability = self.info.get('cuda_capability')
+        return capability[0] if capability else None
 
     @property
     def platform(self) -> str:
