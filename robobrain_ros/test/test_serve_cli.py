@@ -289,3 +289,15 @@ def test_a_bad_flaggems_exclusion_spec_is_a_config_error(tmp_path):
     r = run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run')
     assert r.returncode == 2
     assert 'flaggems_exclude' in r.stderr and 'lone "-"' in r.stderr
+
+
+@pytest.mark.parametrize('tp, dp', [('1', '1'), ('2', '1'), ('4', '2'), ('8', '1')])
+def test_shipped_32b_cuda_config_shards_as_asked(tp, dp):
+    """The seed's 32B entry on CUDA: tensor and data parallelism from the environment (issue 15)."""
+    r = run_cli('--config', 'robobrain2_32b_cuda', '--python', '/nonexistent/python', '--dry-run',
+                env=cli_env(ROBOBRAIN_TP=tp, ROBOBRAIN_DP=dp, USE_FLAGGEMS='true'))
+    assert r.returncode == 0, r.stderr
+    command = r.stdout.splitlines()[-1]
+    assert f' --tensor-parallel-size {tp} --data-parallel-size {dp} ' in command
+    assert ' --served-model-name RoboBrain2.0-32B ' in command and ' --max-num-seqs 32 ' in command
+    assert '# FlagGems on cuda: 12 ops left to PyTorch (the cuda default)' in r.stdout
