@@ -68,10 +68,14 @@ PINS = {
     'sqlalchemy': '==2.0.48',              # FlagGems 5.0.2's pin
 }
 # Not in vLLM's metadata but needed by its API server / processor at run time.
-EXTRA_ROOTS = ['pycountry', 'email-validator', 'python-dotenv', 'httptools', 'websockets', 'flag-gems',
+EXTRA_ROOTS = ['pycountry', 'email-validator', 'python-dotenv', 'httptools', 'websockets',
                'sqlalchemy']   # FlagGems' tuning cache (its own dependency; FlagGems goes with --no-deps)
 # Installed with --no-deps on the GPU machine: FlagGems pins numpy 1.26 and a torch per backend.
 NO_DEPS = {'flag-gems'}
+# FlagGems versions, each its own wheel in WHEEL_DIR/flaggems/ (make_bundle.py installs each into its own
+# folder, gpubundle/fg/<version>, and device_run.sh picks one per phase with FLAGGEMS_VERSION): 5.0.2 is the
+# newest (its Hopper mul/fill_/sqrt break, ../shared/FLAGGEMS.md), 5.0.0's Hopper code replaces only mm.
+FLAGGEMS_VERSIONS = ('5.0.2', '5.0.0')
 
 
 def marker_env(extra: str = '') -> dict:
@@ -110,9 +114,11 @@ def download(spec: str, out: Path) -> Path:
     if new:
         return new.pop()
     # Already there: find it by name.
-    name = canonicalize_name(Requirement(spec).name).replace('-', '_')
-    for w in out.glob('*.whl'):
-        if canonicalize_name(w.name.split('-')[0]).replace('-', '_') == name:
+    req = Requirement(spec)
+    name = canonicalize_name(req.name).replace('-', '_')
+    for w in sorted(out.glob('*.whl'), key=wheel_version, reverse=True):
+        if canonicalize_name(w.name.split('-')[0]).replace('-', '_') == name \
+                and req.specifier.contains(wheel_version(w), prereleases=True):
             return w
     raise RuntimeError(f'no wheel for {spec} in {out}')
 
@@ -164,8 +170,22 @@ def main(argv=None) -> int:
             if wanted(dep, new_extras - {''}):
                 todo.append((dep, name))
 
+    fg_dir = args.out / 'flaggems'
+    fg_dir.mkdir(exist_ok=True)
+    flaggems = {}
+    for version in FLAGGEMS_VERSIONS:
+        wheel = download(f'flag-gems=={version}', fg_dir)
+        flaggems[version] = wheel.name
+        print(f'{wheel.name:70s} <- flaggems/ (FLAGGEMS_VERSION={version})', flush=True)
+        for line in metadata(wheel):   # installed with --no-deps: say what it would have asked for
+            print(f'    {line}')
+    for w in set(fg_dir.glob('*.whl')) - {fg_dir / n for n in flaggems.values()}:
+        print(f'removing stray {w.name}')
+        w.unlink()
+
     manifest = {n: w.name for n, w in sorted(got.items())}
-    (args.out / 'manifest.json').write_text(json.dumps({'wheels': manifest, 'conflicts': conflicts}, indent=1))
+    (args.out / 'manifest.json').write_text(json.dumps({'wheels': manifest, 'flaggems': flaggems,
+                                                        'conflicts': conflicts}, indent=1))
     stray = set(args.out.glob('*.whl')) - set(got.values())
     for w in stray:
         print(f'removing stray {w.name}')

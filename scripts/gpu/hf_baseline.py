@@ -61,7 +61,7 @@ def official_vision_info(messages):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--model', type=Path, required=True, help='folder from make_model_7b.py')
+    parser.add_argument('--model', type=Path, required=True, help='folder from make_model.py')
     parser.add_argument('--frame', type=Path, help='JPEG frame (default: the synthetic 1280x720 frame)')
     parser.add_argument('--queries', type=int, default=32, help='timed queries, back to back (>= 8)')
     parser.add_argument('--warmup', type=int, default=2)

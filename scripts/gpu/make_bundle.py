@@ -7,8 +7,12 @@ Inputs (built here, once):
   .gpu/ros/install        scripts/gpu/build_ros312.sh: robobrain_interfaces built for Python 3.12
 
 Output: .gpu/xfer/bundle.tar.xz.NN (pieces of --piece-mib) and .gpu/xfer/bundle.json (sha256, sizes).
-The tarball unpacks to gpubundle/{site,ros,ros_ws}:
+One device call carries the working tree (tracked + untracked files git does not ignore) plus its carried
+paths, 64 MiB in all: the default piece size is what fits beside the tree as it is now with 8 MiB to spare
+(at most 48 MiB), and the script stops when a piece would not fit.
+The tarball unpacks to gpubundle/{site,fg,ros,ros_ws}:
   site    the wheels installed (pip --target) for cp312, vLLM stripped of what an H100/H200 never loads
+  fg/V    flag_gems V alone (from .whl/gpu/flaggems/), one folder per version: PYTHONPATH=fg/V:site picks it
   ros     the ROS 2 runtime: the files of every ros-* distribution (Python packages, shared libraries,
           the ament index) and nothing else (no numpy/yaml/typing_extensions copies to shadow the image's)
   ros_ws  the colcon install prefix of robobrain_interfaces
@@ -47,8 +51,37 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+CARRY_LIMIT_MIB = 64
+SPARE_MIB = 8
+
+
+def working_tree_bytes() -> int:
+    """What a device call sends besides its carried paths: tracked and untracked-not-ignored files."""
+    names = subprocess.run(['git', '-C', str(ROOT), 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+                           capture_output=True, check=True).stdout.split(b'\0')
+    total = 0
+    for n in names:
+        p = ROOT / n.decode()
+        if n and p.is_file() and not p.is_symlink():
+            total += p.stat().st_size
+    return total
+
+
+def stage_flaggems(wheels: Path, dest: Path, python: Path) -> dict[str, str]:
+    """Each flag_gems wheel into dest/<version> (no dependencies: FlagGems pins numpy 1.26 and a torch)."""
+    out = {}
+    for w in sorted(wheels.glob('flag_gems-*.whl')):
+        version = w.name.split('-')[1]
+        sh(str(python), '-m', 'pip', 'install', '-q', '--no-deps', '--no-compile', '--no-index',
+           '--disable-pip-version-check', '--target', str(dest / version), str(w))
+        out[version] = w.name
+    if not out:
+        sys.exit(f'no flag_gems wheel in {wheels}: run scripts/gpu/fetch_wheels.py first')
+    return out
+
+
 def stage_site(wheels: Path, dest: Path, python: Path) -> None:
-    files = sorted(str(w) for w in wheels.glob('*.whl'))
+    files = sorted(str(w) for w in wheels.glob('*.whl') if not w.name.startswith('flag_gems-'))
     if not any('vllm-' in Path(f).name for f in files):
         sys.exit(f'no vllm wheel in {wheels}: run scripts/gpu/fetch_wheels.py first')
     sh(str(python), '-m', 'pip', 'install', '-q', '--no-deps', '--no-compile', '--no-index',
@@ -99,10 +132,20 @@ def main(argv=None) -> int:
     parser.add_argument('--ros-venv', type=Path, default=ROOT / '.venv/ros312')
     parser.add_argument('--ros-install', type=Path, default=ROOT / '.gpu/ros/install')
     parser.add_argument('--out', type=Path, default=ROOT / '.gpu/xfer')
-    parser.add_argument('--piece-mib', type=int, default=60,
-                        help='piece size; one device call carries at most 64 MiB with the working tree')
+    parser.add_argument('--piece-mib', type=int, default=0,
+                        help='piece size (default: what fits beside the working tree with '
+                             f'{SPARE_MIB} MiB to spare, at most 48); one device call carries at most '
+                             f'{CARRY_LIMIT_MIB} MiB with the working tree')
     parser.add_argument('--xz-level', default='6')
     args = parser.parse_args(argv)
+
+    tree_mib = working_tree_bytes() / 2**20
+    fits = int(CARRY_LIMIT_MIB - tree_mib - SPARE_MIB)
+    piece_mib = args.piece_mib or min(48, fits)
+    print(f'working tree {tree_mib:.1f} MiB; pieces of {piece_mib} MiB '
+          f'(+ tree = {piece_mib + tree_mib:.1f} of {CARRY_LIMIT_MIB} MiB a call)')
+    if piece_mib <= 0 or piece_mib + tree_mib > CARRY_LIMIT_MIB - 1:
+        sys.exit(f'a {piece_mib} MiB piece and the {tree_mib:.1f} MiB working tree do not fit one device call')
 
     python = args.ros_venv / 'bin/python'   # a Python 3.12 pip: installs cp312 wheels
     stage = ROOT / '.gpu/stage'
@@ -110,6 +153,8 @@ def main(argv=None) -> int:
         shutil.rmtree(stage)
     bundle = stage / 'gpubundle'
     stage_site(args.wheels, bundle / 'site', python)
+    flaggems = stage_flaggems(args.wheels / 'flaggems', bundle / 'fg', python)
+    print('flag_gems versions:', ', '.join(flaggems))
     n = stage_ros(args.ros_venv, bundle / 'ros')
     print(f'ros runtime: {n} files')
     shutil.copytree(args.ros_install / 'robobrain_interfaces', bundle / 'ros_ws' / 'robobrain_interfaces',
@@ -118,7 +163,8 @@ def main(argv=None) -> int:
     for p in bundle.rglob('__pycache__'):
         shutil.rmtree(p, ignore_errors=True)
     (bundle / 'MANIFEST.json').write_text(json.dumps(
-        {'wheels': sorted(w.name for w in args.wheels.glob('*.whl')), 'vllm_stripped': VLLM_STRIP}, indent=1))
+        {'wheels': sorted(w.name for w in args.wheels.glob('*.whl')), 'flaggems': flaggems,
+         'vllm_stripped': VLLM_STRIP}, indent=1))
     sizes = {p.name: sum(f.stat().st_size for f in p.rglob('*') if f.is_file()) for p in bundle.iterdir()
              if p.is_dir()}
     print('staged MiB:', {k: round(v / 2**20, 1) for k, v in sizes.items()})
@@ -133,13 +179,16 @@ def main(argv=None) -> int:
         if tar.wait() != 0:
             sys.exit('tar failed')
     whole = sha256(tarball)
-    sh('split', '-b', f'{args.piece_mib}M', '-d', '-a', '2', str(tarball), str(tarball) + '.')
+    sh('split', '-b', f'{piece_mib}M', '-d', '-a', '2', str(tarball), str(tarball) + '.')
     tarball.unlink()
     pieces = sorted(args.out.glob('bundle.tar.xz.*'))
-    meta = {'sha256': whole, 'pieces': {p.name: p.stat().st_size for p in pieces}}
+    meta = {'sha256': whole, 'pieces': {p.name: p.stat().st_size for p in pieces}, 'piece_mib': piece_mib,
+            'working_tree_mib': round(tree_mib, 2), 'flaggems': sorted(flaggems)}
     (args.out / 'bundle.json').write_text(json.dumps(meta, indent=1))
     total = sum(meta['pieces'].values())
     print(f'{len(pieces)} pieces, {total / 2**20:.1f} MiB, sha256 {whole}')
+    for p in pieces:
+        print(f'  {p.name}: {p.stat().st_size / 2**20:.1f} MiB')
     return 0
 
 
