@@ -8,6 +8,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    # The consistency tool's shipped sample set (samples.jsonl and its images) travels with the module.
+    package_data={'robobrain_ros.consistency': ['shipped_samples/*.jsonl', 'shipped_samples/images/*.png']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -27,6 +29,8 @@ setup(
             'brain_query = robobrain_ros.brain_client:main',
             'serve = robobrain_ros.serve.cli:main',
             'robobrain-serve = robobrain_ros.serve.cli:main',
+            'consistency = robobrain_ros.consistency.cli:main',
+            'robobrain-consistency = robobrain_ros.consistency.cli:main',
         ],
         # vLLM calls every function of this group in each process it starts (API server, engine, workers).
         'vllm.general_plugins': [

@@ -85,6 +85,20 @@ def build_tiny_model(python: str | None = None, out: Path | None = None) -> Path
     return out
 
 
+def build_perturbed_model(scale: float, python: str | None = None) -> Path:
+    """A copy of the tiny model with Gaussian noise of scale x RMS on every weight (``perturbed_model``)."""
+    python = python or vllm_python()
+    source = build_tiny_model(python)
+    out = cache_dir() / f'{TINY_MODEL_DIRNAME}_perturbed_{scale:g}'
+    proc = subprocess.run([python, '-m', 'robobrain_ros.testing.perturbed_model', '--source', str(source),
+                           '--out', str(out), '--scale', repr(scale)],
+                          env=_source_env(), capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 or not (out / 'config.json').is_file():
+        raise ServerSetupError(f'perturbing the tiny model into {out} failed (exit {proc.returncode}):\n'
+                               f'{proc.stdout[-2000:]}{proc.stderr[-4000:]}')
+    return out
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus text format -> {'name{labels}': value}."""
     out = {}
@@ -134,17 +148,19 @@ class VllmServer:
 
 
 def start_tiny_server(python: str | None = None, port: int | None = None, extra_env: dict | None = None,
-                      extra_args: list[str] | None = None, timeout: float = 600.0) -> VllmServer:
+                      extra_args: list[str] | None = None, timeout: float = 600.0,
+                      model_dir: Path | None = None) -> VllmServer:
     """Build the tiny model and start cpu_smoke.yaml through the serve supervisor.
 
-    extra_args are appended to vLLM's command line (the last of a repeated option wins).
+    extra_args are appended to vLLM's command line (the last of a repeated option wins). model_dir serves another
+    folder under the same name (e.g. build_perturbed_model's) instead of the tiny model.
     """
     from robobrain_ros.serve.cli import Plan
     from robobrain_ros.serve.config import load, resolve_path
     from robobrain_ros.serve.supervisor import StartupError, Supervisor, free_port
 
     python = python or vllm_python()
-    model_dir = build_tiny_model(python)
+    model_dir = Path(model_dir) if model_dir is not None else build_tiny_model(python)
     port = port or free_port()
     cfg = load(resolve_path(CONFIG_NAME))
     args = argparse.Namespace(serve_id=None, platform='cpu', python=python, model=str(model_dir),

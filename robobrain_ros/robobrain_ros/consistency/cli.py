@@ -1,0 +1,182 @@
+"""`robobrain-consistency` (`ros2 run robobrain_ros consistency`): does a candidate server answer like a reference?
+
+    robobrain-consistency --reference http://127.0.0.1:9010/v1 --candidate http://127.0.0.1:9011/v1 --json out.json
+    robobrain-consistency --reference http://127.0.0.1:9010/v1 --save-reference ref.json     # no candidate yet
+    robobrain-consistency --reference-file ref.json --candidate http://127.0.0.1:9011/v1
+
+Exit status: 0 the gate passed, 1 it failed (the failing rows are printed), 2 the comparison could not be made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig
+from robobrain_ros.protocol import ModelSpec, parse_completion
+
+from .collect import GenerationSettings, SampleAnswer, answer_sample, discover_target, score_answer
+from .reference_file import ReferenceFileError, load_reference, save_reference
+from .report import GateThresholds, SampleResult, build_report, markdown_table
+from .samples import SHIPPED_SAMPLES, Sample, SampleError, load_samples
+from .scoring import Tolerances
+
+EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    gate, tol, settings = GateThresholds(), Tolerances(), GenerationSettings()
+    parser = argparse.ArgumentParser(
+        prog='robobrain-consistency', description=__doc__.split('\n\n')[0],
+        epilog='Metrics, thresholds and the sample format: docs/CONSISTENCY.md.')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--reference', metavar='URL', help='OpenAI base URL of the reference server (.../v1)')
+    source.add_argument('--reference-file', metavar='PATH', type=Path, help='a reference saved by --save-reference')
+    parser.add_argument('--candidate', metavar='URL', help='OpenAI base URL of the candidate server')
+    parser.add_argument('--save-reference', metavar='PATH', type=Path,
+                        help="write the reference's answers and teacher-forcing numbers here")
+    parser.add_argument('--samples', metavar='PATH', type=Path, default=SHIPPED_SAMPLES,
+                        help='sample set (JSONL); default: the shipped set')
+    parser.add_argument('--reference-model', help='model name on the reference (default: its first in /v1/models)')
+    parser.add_argument('--candidate-model', help='model name on the candidate (default: its first in /v1/models)')
+    parser.add_argument('--family', default=settings.family, help='model family: auto, robobrain2.0, robobrain2.5')
+    parser.add_argument('--size', default=settings.size, help='model size: auto, 3b, 7b, 32b, ...')
+    parser.add_argument('--thinking', action='store_true', help='ask with thinking on (default off)')
+    parser.add_argument('--max-tokens', type=int, default=settings.max_tokens, help='per answer')
+    parser.add_argument('--top-k', type=int, default=settings.top_k, help='log-probabilities per answer token')
+    parser.add_argument('--api-key', default='', help='bearer token for both servers')
+    parser.add_argument('--timeout', type=float, default=600.0, help='[s] longest wait for one answer')
+    parser.add_argument('--json', metavar='PATH', type=Path, help='write the report as JSON here')
+    thresholds = parser.add_argument_group('gate')
+    thresholds.add_argument('--max-score-drop', type=float, default=gate.max_score_drop,
+                            help='[points] largest drop of a 0..100 ground-truth score')
+    thresholds.add_argument('--max-drift', type=float, default=gate.max_drift,
+                            help='largest mean |Δ logprob| / reference top-k spread over the answer tokens')
+    thresholds.add_argument('--min-top1-agreement', type=float, default=gate.min_top1_agreement,
+                            help='[%%] least share of answer tokens with the same most likely next token')
+    thresholds.add_argument('--min-decisiveness', type=float, default=gate.min_decisiveness,
+                            help='[nats] median reference top-k spread below which the numbers are INCONCLUSIVE')
+    thresholds.add_argument('--min-answer-agreement', type=float, default=None,
+                            help='[%%] least share of agreeing answers per task (default: not gated)')
+    tolerances = parser.add_argument_group('answer tolerances')
+    tolerances.add_argument('--point-tolerance', type=float, default=tol.point_px,
+                            help='[px] pointing answers agree within this mean nearest-point distance')
+    tolerances.add_argument('--box-iou', type=float, default=tol.box_iou, help='boxes agree at this IoU or more')
+    tolerances.add_argument('--trajectory-tolerance', type=float, default=tol.trajectory_px,
+                            help='[px] trajectories agree within this discrete Fréchet distance')
+    tolerances.add_argument('--trajectory-success', type=float, default=tol.trajectory_success,
+                            help='a trajectory reaches its ground truth within this fraction of the image diagonal')
+    return parser
+
+
+async def _reference_answers(client: ChatClient, args: argparse.Namespace, samples: Sequence[Sample],
+                             settings: GenerationSettings) -> tuple[str, ModelSpec, list[SampleAnswer]]:
+    target = await discover_target(client, args.reference, args.reference_model, settings)
+    _log(f'reference: {target.model} at {target.base_url} (vLLM {target.version}, {target.spec.describe()})')
+    answers = []
+    for sample in samples:
+        answers.append(await answer_sample(client, target, sample, settings))
+        _log(f'  reference answered {sample.id}')
+    return target.model, target.spec, answers
+
+
+async def _candidate_answers(client: ChatClient, args: argparse.Namespace, samples: Sequence[Sample],
+                             settings: GenerationSettings, reference: Sequence[SampleAnswer]
+                             ) -> tuple[str, ModelSpec, list[SampleAnswer]]:
+    target = await discover_target(client, args.candidate, args.candidate_model, settings)
+    _log(f'candidate: {target.model} at {target.base_url} (vLLM {target.version}, {target.spec.describe()})')
+    answers = []
+    for sample, ref in zip(samples, reference):
+        own = await answer_sample(client, target, sample, settings)
+        if own.request_fingerprint != ref.request_fingerprint:
+            raise ReferenceFileError(f'sample {sample.id} is not the question the reference answered (another '
+                                     'image, instruction or settings): compare with the same sample set')
+        own.forced = await score_answer(client, target, sample, settings, ref.completion, ref.prompt_tokens)
+        answers.append(own)
+        _log(f'  candidate answered {sample.id}')
+    return target.model, target.spec, answers
+
+
+def _results(samples: Sequence[Sample], settings: GenerationSettings, reference: Sequence[SampleAnswer],
+             reference_spec: ModelSpec, candidate: Sequence[SampleAnswer], candidate_spec: ModelSpec
+             ) -> list[SampleResult]:
+    def parse(sample: Sample, answer: SampleAnswer, spec: ModelSpec):
+        return parse_completion(sample.task, answer.completion, settings.thinking, answer.sent_size,
+                                answer.original_size, spec)
+
+    return [SampleResult(sample, ref.original_size, parse(sample, ref, reference_spec),
+                         parse(sample, cand, candidate_spec), ref.forced, cand.forced)
+            for sample, ref, cand in zip(samples, reference, candidate)]
+
+
+def _matching(samples: Sequence[Sample], answers: Sequence[SampleAnswer], path: Path) -> None:
+    if [s.id for s in samples] != [a.sample_id for a in answers]:
+        raise ReferenceFileError(f'{path} holds answers to other samples than the sample set given')
+
+
+async def _run(args: argparse.Namespace) -> int:
+    samples = load_samples(args.samples)
+    if args.reference_file is not None:
+        reference_model, reference_spec, settings, reference = load_reference(args.reference_file)
+        _matching(samples, reference, args.reference_file)
+    else:
+        settings = GenerationSettings(thinking=args.thinking, max_tokens=args.max_tokens, top_k=args.top_k,
+                                      family=args.family, size=args.size)
+    urls = tuple(url for url in (args.reference, args.candidate) if url)
+    client = ChatClient(ClientConfig(base_urls=urls, api_key=args.api_key, stall_timeout=args.timeout))
+    try:
+        if args.reference is not None:
+            reference_model, reference_spec, reference = await _reference_answers(client, args, samples, settings)
+            if args.save_reference is not None:
+                save_reference(args.save_reference, reference_model, reference_spec, settings, reference)
+                _log(f'reference saved to {args.save_reference}')
+        if args.candidate is None:
+            return EXIT_PASSED
+        candidate_model, candidate_spec, candidate = await _candidate_answers(client, args, samples, settings,
+                                                                              reference)
+    finally:
+        await client.close()
+    gate = GateThresholds(args.max_score_drop, args.max_drift, args.min_top1_agreement, args.min_decisiveness,
+                          args.min_answer_agreement)
+    tolerances = Tolerances(args.point_tolerance, args.box_iou, args.trajectory_tolerance, args.trajectory_success)
+    report = build_report(_results(samples, settings, reference, reference_spec, candidate, candidate_spec),
+                          gate, tolerances)
+    print(markdown_table(report, f'reference ({reference_model})', f'candidate ({candidate_model})'))
+    if args.json is not None:
+        data = report.as_json()
+        data.update(reference_model=reference_model, candidate_model=candidate_model, samples_file=str(args.samples))
+        args.json.write_text(json.dumps(data, indent=1) + '\n')
+    if report.passed:
+        print('\nconsistency gate: PASSED')
+        return EXIT_PASSED
+    print('\nconsistency gate: FAILED')
+    for row in report.failed:
+        print(f'  {row.metric}: {row.status}: {row.reason}')
+    return EXIT_FAILED
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.reference_file is not None and args.save_reference is not None:
+        _parser().error('--save-reference needs a live --reference')
+    if args.reference_file is not None and args.candidate is None:
+        _parser().error('--reference-file needs a --candidate to compare')
+    if args.candidate is None and args.save_reference is None:
+        _parser().error('give a --candidate to compare, or --save-reference to record the reference')
+    try:
+        return asyncio.run(_run(args))
+    except (SampleError, ReferenceFileError, ChatClientError, ValueError) as exc:
+        print(f'robobrain-consistency: {exc}', file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == '__main__':
+    sys.exit(main())
