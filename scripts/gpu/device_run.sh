@@ -81,6 +81,7 @@ except OSError:
 gpu_used_mib() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 | tr -d ' '; }
 server_alive() { local pid; pid=$(cat "$G/serve.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }
 node_env() {     # the node's Python: the image's numpy/cv2/aiohttp + the ROS 2 runtime + the source tree
+  # Camera frames through Fast DDS shared memory sized for 4K frames: the project's profile, as scripts/env.sh.
   local rsite="$B/ros/lib/python3.12/site-packages" wsite="$B/ros_ws/robobrain_interfaces/lib/python3.12/site-packages"
   # The wheels' vendored libraries (ros_*.libs) are found through LD_LIBRARY_PATH, as ros_wheels_bootstrapper
   # (a .pth that PYTHONPATH does not run) would set it.
@@ -88,7 +89,9 @@ node_env() {     # the node's Python: the image's numpy/cv2/aiohttp + the ROS 2 
   env PYTHONPATH="$REPO/robobrain_ros:$rsite:$wsite" \
       LD_LIBRARY_PATH="$B/ros/lib:$B/ros_ws/robobrain_interfaces/lib:${vendored}${LD_LIBRARY_PATH:-}" \
       AMENT_PREFIX_PATH="$B/ros:$B/ros_ws/robobrain_interfaces" RMW_IMPLEMENTATION=rmw_fastrtps_cpp \
-      ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42 ROS_LOG_DIR="$LOGS/ros" "$@"
+      ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42 ROS_LOG_DIR="$LOGS/ros" \
+      FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$REPO/robobrain_ros/config/fastdds_large_frames.xml}" \
+      "$@"
 }
 
 collect() {
@@ -165,14 +168,20 @@ import vllm
 print('vllm', vllm.__version__, f'import {time.time() - t:.1f} s')
 eps = [e for e in md.entry_points(group='vllm.general_plugins')]
 print('vllm.general_plugins:', [(e.name, e.value) for e in eps])
-import xgrammar
-print('xgrammar', getattr(xgrammar, '__version__', '?'))
-from vllm.plugins import load_general_plugins
-load_general_plugins()
-from vllm.model_executor import model_loader
-formats = getattr(model_loader, '_LOAD_FORMAT_TO_MODEL_LOADER', {})
-print('load format robobrain_seeded registered:', 'robobrain_seeded' in formats,
-      '' if 'robobrain_seeded' in formats else '(LOAD_FORMAT=dummy would serve, without consistency)')
+try:   # structured outputs: xgrammar 0.2.x needs apache-tvm-ffi 0.1.15.post2 (vLLM's own pin fails)
+    import xgrammar
+    print('xgrammar', getattr(xgrammar, '__version__', '?'), 'ok')
+except Exception as e:  # noqa: BLE001
+    print(f'xgrammar FAILED: {type(e).__name__}: {e}')
+try:
+    from vllm.plugins import load_general_plugins
+    load_general_plugins()
+    from vllm.model_executor import model_loader
+    formats = getattr(model_loader, '_LOAD_FORMAT_TO_MODEL_LOADER', {})
+    print('load format robobrain_seeded registered:', 'robobrain_seeded' in formats,
+          '' if 'robobrain_seeded' in formats else '(LOAD_FORMAT=dummy would serve, without consistency)')
+except Exception as e:  # noqa: BLE001
+    print(f'general plugins FAILED: {type(e).__name__}: {e}')
 EOF
   local v
   for v in "$B"/fg/*/; do
