@@ -19,7 +19,7 @@ from pathlib import Path
 from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig
 from robobrain_ros.protocol import ModelSpec, parse_completion
 
-from .collect import GenerationSettings, SampleAnswer, answer_sample, discover_target, score_answer
+from .collect import GenerationSettings, SampleAnswer, answer_sample, discover_target
 from .reference_file import ReferenceFileError, load_reference, save_reference
 from .report import GateThresholds, SampleResult, build_report, markdown_table
 from .samples import SHIPPED_SAMPLES, Sample, SampleError, load_samples
@@ -91,12 +91,7 @@ async def _candidate_answers(client: ChatClient, args: argparse.Namespace, sampl
     _log(f'candidate: {target.model} at {target.base_url} (vLLM {target.version}, {target.spec.describe()})')
     answers = []
     for sample, ref in zip(samples, reference):
-        own = await answer_sample(client, target, sample, settings)
-        if own.request_fingerprint != ref.request_fingerprint:
-            raise ReferenceFileError(f'sample {sample.id} is not the question the reference answered (another '
-                                     'image, instruction or settings): compare with the same sample set')
-        own.forced = await score_answer(client, target, sample, settings, ref.completion, ref.prompt_tokens)
-        answers.append(own)
+        answers.append(await answer_sample(client, target, sample, settings, reference=ref))
         _log(f'  candidate answered {sample.id}')
     return target.model, target.spec, answers
 

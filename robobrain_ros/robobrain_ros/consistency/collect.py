@@ -128,26 +128,24 @@ def _positions(response: Any, answer_tokens: int, top_k: int, url: str) -> list[
     return positions
 
 
-async def answer_sample(client: ChatClient, target: ServerTarget, sample: Sample,
-                        settings: GenerationSettings) -> SampleAnswer:
-    """The server's greedy answer to the sample, with its own answer scored (the reference's view)."""
+async def answer_sample(client: ChatClient, target: ServerTarget, sample: Sample, settings: GenerationSettings,
+                        reference: SampleAnswer | None = None) -> SampleAnswer:
+    """The server's greedy answer to the sample, and its log-probabilities at each token of the reference's
+    answer (teacher forcing); without a reference, of its own answer (the reference's view of itself)."""
     built = _generation_request(sample, target, settings)
     url = target.base_url
     completion, prompt_tokens = _completion_text(await client.post_json(url, '/chat/completions', built.body), url)
     answer = SampleAnswer(sample.id, completion, prompt_tokens, fingerprint(built.body),
                           built.sent_sizes[0], built.original_sizes[0], [])
-    answer.forced = await score_answer(client, target, sample, settings, completion, prompt_tokens)
-    return answer
-
-
-async def score_answer(client: ChatClient, target: ServerTarget, sample: Sample, settings: GenerationSettings,
-                       completion: str, prompt_tokens: int) -> list[PositionLogprobs]:
-    """The server's log-probabilities at each token of a given answer (teacher forcing)."""
-    built = _generation_request(sample, target, settings)
-    body = _teacher_forcing_body(built, completion, settings.top_k)
-    response = await client.post_json(target.base_url, '/chat/completions', body)
+    forced = reference if reference is not None else answer
+    if reference is not None and reference.request_fingerprint != answer.request_fingerprint:
+        raise ValueError(f'sample {sample.id} is not the question the reference answered (another image, '
+                         'instruction or settings): compare with the same sample set')
+    body = _teacher_forcing_body(built, forced.completion, settings.top_k)
+    response = await client.post_json(url, '/chat/completions', body)
     try:
         forced_prompt_tokens = int(response['usage']['prompt_tokens'])
     except (KeyError, TypeError, ValueError):
-        raise ServerError(f'{target.base_url} answered teacher forcing without usage: {str(response)[:300]}') from None
-    return _positions(response, max(forced_prompt_tokens - prompt_tokens, 0), settings.top_k, target.base_url)
+        raise ServerError(f'{url} answered teacher forcing without usage: {str(response)[:300]}') from None
+    answer.forced = _positions(response, max(forced_prompt_tokens - forced.prompt_tokens, 0), settings.top_k, url)
+    return answer
