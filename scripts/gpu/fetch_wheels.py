@@ -64,6 +64,7 @@ KEEP_NVIDIA = {'nvidia-cudnn-frontend'}   # flashinfer-python imports it
 # Versions that are known to work on the GPU machine (docs/BENCHMARKS.md, /shared/ENVIRONMENT.md).
 PINS = {
     'vllm': '==0.25.1',                    # the release built for torch 2.11 + CUDA 13
+    'xgrammar': '==0.2.8',                 # the version that ran on the GPU machine with this tvm-ffi
     'apache-tvm-ffi': '==0.1.15.post2',    # xgrammar 0.2.8 needs it (vLLM's own 0.1.9 pin fails)
     'sqlalchemy': '==2.0.48',              # FlagGems 5.0.2's pin
 }

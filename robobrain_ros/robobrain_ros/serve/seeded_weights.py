@@ -20,6 +20,7 @@ Nothing heavy is imported until vLLM asks for the loader.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,11 +75,13 @@ def seed_weights(model, seed: int = 0, std: float = DEFAULT_STD) -> int:
 
 
 def register() -> None:
-    """vLLM's entry point: add the load format (vLLM without register_model_loader: nothing to do)."""
+    """vLLM's entry point: add the load format (a vLLM without register_model_loader gets a warning)."""
     try:
         from vllm.model_executor.model_loader import register_model_loader
         from vllm.model_executor.model_loader.base_loader import BaseModelLoader
-    except ImportError:
+    except ImportError as e:
+        logging.getLogger('robobrain_ros.seeded_weights').warning(
+            'load format %s unavailable: this vLLM has no register_model_loader (%s)', LOAD_FORMAT, e)
         return
 
     @register_model_loader(LOAD_FORMAT)
