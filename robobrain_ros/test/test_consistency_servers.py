@@ -13,8 +13,8 @@ from robobrain_ros.consistency.cli import EXIT_FAILED, EXIT_PASSED, main
 from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
 from robobrain_ros.testing.vllm_fixture import build_perturbed_model, start_tiny_server
 
-# Noise of this fraction of each weight's RMS: measured drift 0.48 (at 64 tokens) against a gate of 0.05,
-# top-1 agreement 65% against 90% (docs/CONSISTENCY.md).
+# Noise of this fraction of each weight's RMS: measured drift 0.48 (at 64 tokens) against a gate of 0.25,
+# top-1 agreement 65% against 80% (docs/CONSISTENCY.md).
 PERTURBATION_SCALE = 0.1
 # Short answers keep the CPU servers' time down; still about 60 teacher-forced tokens per task.
 SHORT = ['--max-tokens', '64']

@@ -21,8 +21,8 @@ class GateThresholds:
     """What the gate demands (defaults and their measurements: docs/CONSISTENCY.md)."""
 
     max_score_drop: float = 5.0             # [points] of a 0..100 score
-    max_drift: float = 0.05                 # mean |Δ logprob| / reference top-k spread
-    min_top1_agreement: float = 90.0        # [%] of answer positions
+    max_drift: float = 0.25                 # mean |Δ logprob| / reference top-k spread (docs/CONSISTENCY.md)
+    min_top1_agreement: float = 80.0        # [%] of answer positions
     min_decisiveness: float = 0.01          # [nats] median reference top-k spread; below it: INCONCLUSIVE
     min_answer_agreement: float | None = None   # [%] per task; None: reported, not gated
 
