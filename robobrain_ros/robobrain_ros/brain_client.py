@@ -100,6 +100,32 @@ class GoalHandle:
             handle.cancel_goal_async()
 
 
+def wait_until_answering(client: ActionClient, timeout: float = 30.0,
+                         submit: Callable[[Callable[[], None]], None] = lambda send: send()) -> bool:
+    """True once ``client``'s action server answers it; touches no goal and nothing robots see.
+
+    Discovery alone is not enough: right after rclpy's wait_for_server the server may not yet see this client's
+    response readers, and Fast DDS then drops the response to the first goal ('failed to send response'); that goal
+    runs, but its client never hears of it. So a cancel request for a random goal id (no goal has it: the server
+    answers ERROR_UNKNOWN_GOAL_ID, calls no callback and logs nothing) is sent until one answer comes back. The server
+    creates and announces the goal, cancel and result services together, so once its cancel answers reach this
+    client, its goal answers do too (a probe goal would do the same, but it would overwrite the latched answer topic,
+    count an abort and set the node's "last error"). ``submit`` runs the send: BrainClient sends from its executor's
+    thread (Jazzy's rclpy drops a response that arrives before the request is filed).
+    """
+    end = time.monotonic() + timeout
+    if not client.wait_for_server(timeout_sec=timeout):
+        return False
+    while time.monotonic() < end:
+        answered = threading.Event()
+        # uuid4 is never all zeros (which would mean "cancel every goal").
+        nobody = ClientGoalHandle(client, UUID(uuid=list(uuid.uuid4().bytes)), None)
+        submit(lambda: client._cancel_goal_async(nobody).add_done_callback(lambda _: answered.set()))
+        if answered.wait(min(2.0, max(0.1, end - time.monotonic()))):
+            return True
+    return False
+
+
 class BrainClient:
     def __init__(self, brain_name: str = '/robobrain', node_name: str = 'robobrain_client',
                  context: Context | None = None) -> None:
@@ -137,28 +163,8 @@ class BrainClient:
         self._thread.join(timeout=2.0)
 
     def wait_for_server(self, action: str = 'point', timeout: float = 30.0) -> bool:
-        """True once the brain's action server answers this client; touches no goal and nothing robots see.
-
-        Discovery alone is not enough: right after rclpy's wait_for_server the server may not yet see this
-        client's response readers, and Fast DDS then drops the response to the first goal ('failed to send
-        response'); that goal runs, but its client never hears of it. So a cancel request for a random goal id
-        (no goal has it: the server answers ERROR_UNKNOWN_GOAL_ID, calls no callback and logs nothing) is sent
-        until one answer comes back. The server creates and announces the goal, cancel and result services together,
-        so once its cancel answers reach this client, its goal answers do too (a probe goal would do the same, but
-        it would overwrite the latched answer topic, count an abort and set the node's "last error").
-        """
-        end = time.monotonic() + timeout
-        client = self._clients[action]
-        if not client.wait_for_server(timeout_sec=timeout):
-            return False
-        while time.monotonic() < end:
-            answered = threading.Event()
-            # uuid4 is never all zeros (which would mean "cancel every goal").
-            nobody = ClientGoalHandle(client, UUID(uuid=list(uuid.uuid4().bytes)), None)
-            self._in_executor(lambda: client._cancel_goal_async(nobody).add_done_callback(lambda _: answered.set()))
-            if answered.wait(min(2.0, max(0.1, end - time.monotonic()))):
-                return True
-        return False
+        """True once the brain's action server answers this client (see wait_until_answering)."""
+        return wait_until_answering(self._clients[action], timeout, submit=self._in_executor)
 
     def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
              timeout: float = 0.0, compressed_image=None):

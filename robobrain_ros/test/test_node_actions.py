@@ -20,6 +20,7 @@ from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
+from robobrain_ros.brain_client import wait_until_answering
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
@@ -246,7 +247,8 @@ def test_a_client_that_asks_for_the_result_late_still_gets_it(brain, ros_client)
     # default result_timeout (10 s) the server would answer STATUS_UNKNOWN and an empty result.
     client = ActionClient(ros_client.node, Point, f'{brain.process.full_name}/point', **ACTION_SERVICE_PROFILES)
     try:
-        assert client.wait_for_server(timeout_sec=30.0)
+        # Not rclpy's wait_for_server alone: a fresh client's first goal response can be lost to discovery.
+        assert wait_until_answering(client, 30.0)
         sent = client.send_goal_async(Point.Goal(instruction='the cup', image=goal_image()))
         assert wait_until(sent.done, 30.0)
         goal_handle = sent.result()
