@@ -259,11 +259,14 @@ serve:
 '''
 
 
-def test_dry_run_shows_the_flaggems_exclusions_it_hands_the_plugin(tmp_path):
+def dry_run_of(tmp_path, config_text: str, **env):
     config = tmp_path / 'fg.yaml'
-    config.write_text(FLAGGEMS_CUDA_YAML)
-    r = run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run',
-                env=cli_env(ROBOBRAIN_FLAGGEMS_PLATFORM='cuda-hopper'))
+    config.write_text(config_text)
+    return run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run', env=cli_env(**env))
+
+
+def test_dry_run_shows_the_flaggems_exclusions_it_hands_the_plugin(tmp_path):
+    r = dry_run_of(tmp_path, FLAGGEMS_CUDA_YAML, ROBOBRAIN_FLAGGEMS_PLATFORM='cuda-hopper')
     assert r.returncode == 0, r.stderr
     assert 'ROBOBRAIN_FLAGGEMS_EXCLUDE=default,-mm,-mm_out,index_select' in r.stdout.splitlines()
     summary = next(line for line in r.stdout.splitlines() if line.startswith('# FlagGems on cuda-hopper: '))
@@ -273,10 +276,7 @@ def test_dry_run_shows_the_flaggems_exclusions_it_hands_the_plugin(tmp_path):
 
 
 def test_the_environment_overrides_the_configs_flaggems_exclusions(tmp_path):
-    config = tmp_path / 'fg.yaml'
-    config.write_text(FLAGGEMS_CUDA_YAML)
-    r = run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run',
-                env=cli_env(ROBOBRAIN_FLAGGEMS_EXCLUDE='none'))
+    r = dry_run_of(tmp_path, FLAGGEMS_CUDA_YAML, ROBOBRAIN_FLAGGEMS_EXCLUDE='none')
     assert r.returncode == 0, r.stderr
     assert 'ROBOBRAIN_FLAGGEMS_EXCLUDE=none' in r.stdout.splitlines()
     assert "ROBOBRAIN_FLAGGEMS_EXCLUDE='none' from the environment overrides the config" in r.stderr
@@ -284,9 +284,7 @@ def test_the_environment_overrides_the_configs_flaggems_exclusions(tmp_path):
 
 
 def test_a_bad_flaggems_exclusion_spec_is_a_config_error(tmp_path):
-    config = tmp_path / 'fg.yaml'
-    config.write_text(FLAGGEMS_CUDA_YAML.replace('[default, -mm, -mm_out, index_select]', '[default, "-"]'))
-    r = run_cli('--config', str(config), '--python', '/nonexistent/python', '--dry-run')
+    r = dry_run_of(tmp_path, FLAGGEMS_CUDA_YAML.replace('[default, -mm, -mm_out, index_select]', '[default, "-"]'))
     assert r.returncode == 2
     assert 'flaggems_exclude' in r.stderr and 'lone "-"' in r.stderr
 
