@@ -112,16 +112,42 @@ def test_cancel_storm_every_goal_ends_and_vllm_frees_its_slots(start_brain, vllm
     assert brain.process.alive()
 
 
-def test_short_soak_steady_rate_no_lost_goals_no_growth(start_brain, vllm_server):
+def load_soak_script():
     spec = importlib.util.spec_from_file_location('soak', REPO / 'scripts' / 'soak.py')
     soak = importlib.util.module_from_spec(spec)
     sys.modules['soak'] = soak      # dataclasses look their module up there
     spec.loader.exec_module(soak)
+    return soak
+
+
+def soak_with_descriptors(soak, warmup_fds: list[int], later_fds: list[int]):
+    samples = [soak.Sample(t=5.0 * i, rss_mib=400.0, threads=20, fds=n) for i, n in enumerate(warmup_fds + later_fds)]
+    result = soak.SoakResult(seconds=75.0, rate=2.0, samples=samples, peak_warmup_fds=max(warmup_fds),
+                             peak_warmup_threads=20)
+    result.baseline, result.final = samples[len(warmup_fds)], samples[-1]
+    return result
+
+
+def test_soak_allows_a_connection_opened_after_the_warm_up_and_fails_a_descriptor_leak():
+    # A fresh-clone CI run failed the short soak with 'file descriptors grew: 28 at the end, warm-up peak 27':
+    # one more kept-alive HTTP connection, opened when four queries first overlapped after the warm-up.
+    soak = load_soak_script()
+    one_more_connection = soak_with_descriptors(soak, [25, 27, 27], [27, 28, 28])
+    assert soak.resource_failures(one_more_connection, executor_threads=24, connection_slots=4) == []
+    assert one_more_connection.fd_bound == 31
+    # One descriptor per goal (a socket or file never closed) at 2 goals/s is far past any slot count.
+    leak = soak_with_descriptors(soak, [25, 27, 27], [27, 60, 100])
+    failures = soak.resource_failures(leak, executor_threads=24, connection_slots=4)
+    assert len(failures) == 1 and failures[0].startswith('file descriptors grew past 31: 100'), failures
+
+
+def test_short_soak_steady_rate_no_lost_goals_no_growth(start_brain, vllm_server):
+    soak = load_soak_script()
     params = soak.brain_params(vllm_server.base_url)
     brain = start_brain(params, name='rb_soak')
     pool = params['queries.max_concurrent'] + params['queries.max_queued'] + 4
     result = soak.run_soak(brain, brain.process.process.pid, SOAK_SECONDS, rate=2.0, sample_period=5.0, warmup=0.3,
-                           executor_threads=pool)
+                           executor_threads=pool, connection_slots=params['queries.max_concurrent'])
     print('\nshort soak:', {k: v for k, v in result.as_dict().items() if k != 'samples'})
     assert result.unfinished == 0 and result.accepted + result.rejected == result.sent
     assert result.sent >= SOAK_SECONDS * 2.0 * 0.9
