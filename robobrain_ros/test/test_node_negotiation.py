@@ -1,23 +1,28 @@
 """What the node sends to each server and model, and what it makes of the answers: thinking prefill per model
 family and size, no constraint on thinking text, "nothing found", a server that ignores the constraint field,
-a server that resizes the image itself.
+a server that resizes the image itself, a camera's JPEG sent unchanged.
 
 Most tests use the scripted server (robobrain_ros.testing.scripted_server): they need an answer known in advance
 (random weights never close </think> nor answer "[]" on cue) and the exact request body the node sent. The
-server-side resize test uses the real vLLM server, made to resize by a per-request processor limit.
+server-side resize test uses the real vLLM server, made to resize by a per-request processor limit; the JPEG
+test the real vLLM server behind a proxy that records what the node sent (robobrain_ros.testing.legacy_vllm).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 
+import cv2
 import pytest
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
+from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 from robobrain_interfaces.action import Point
@@ -165,3 +170,31 @@ def test_an_image_the_server_resized_itself_never_gives_trusted_pixels(start_bra
     assert outcome.status == ABORTED and status.code == QueryStatus.PIXELS_UNTRUSTED, status
     assert 'resized the image itself' in status.message and outcome.answer.points == []
     assert outcome.answer.info.raw_completion   # what the model said is kept
+
+
+def sent_image(body: dict) -> bytes:
+    url = next(part['image_url']['url'] for message in body['messages'] if isinstance(message['content'], list)
+               for part in message['content'] if part.get('type') == 'image_url')
+    return base64.b64decode(url.split(',', 1)[1])
+
+
+def test_a_camera_jpeg_in_the_goal_reaches_the_server_unchanged(start_brain, vllm_server):
+    rgb = test_image(640, 480, seed=4)
+    jpeg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    header = Header(frame_id='negotiation_camera')
+    with LegacyVllmProxy(vllm_server.root_url) as recording:
+        brain = start_brain(params(recording.base_url, **{'model.max_tokens': 32, 'model.temperature': 0.0,
+                                                          'model.allow_empty_answer': False}), name='rb_neg_jpeg')
+        outcome = brain.query('point', 'the cup', compressed_image=CompressedImage(header=header, format='jpeg',
+                                                                                   data=jpeg), wait_timeout=120.0)
+        info = outcome.answer.info
+        # The real server rounded the 640x480 JPEG to the node's 644x476 itself: had it seen another size, its
+        # image token count would differ and the goal would end PIXELS_UNTRUSTED.
+        assert outcome.status == SUCCEEDED, info.status
+        assert (info.original_width, info.original_height, info.model_width, info.model_height) == (640, 480, 644, 476)
+        assert sent_image(recording.received[-1]) == jpeg
+        # The same frame as a raw image is decoded, resized and encoded by the node: other bytes, the same tokens.
+        raw = brain.query('point', 'the cup', image=rgb_to_image_msg(rgb, header), wait_timeout=120.0)
+        assert raw.status == SUCCEEDED, raw.answer.info.status
+        assert sent_image(recording.received[-1]) != jpeg
+        assert raw.answer.info.prompt_tokens == info.prompt_tokens > 0

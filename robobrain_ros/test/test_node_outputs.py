@@ -134,13 +134,18 @@ def test_box_centre_is_lifted(brain, camera):
     assert answer.center_3d.position.z == pytest.approx(ez, abs=1e-6)
 
 
-def test_compressed_frames_are_used(brain, camera):
+def test_compressed_frames_are_used(brain, camera, ros_client):
+    images = collect(ros_client.node, Image, '/rgbd_brain/annotated_image')
     rgbd(camera, '16UC1', 1.0, compressed=True)
     outcome = brain.query('point', 'the cup', max_image_age=FRESH)
     assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
     info = outcome.answer.info
     assert info.image_source == '/rgbd/image/compressed'
     assert (info.original_width, info.original_height) == (WIDTH, HEIGHT)
+    # The camera's JPEG went to the server unchanged (320x240 only rounds to 308x252); the annotated image
+    # decodes it on its own thread.
+    assert (info.model_width, info.model_height) == (308, 252)
+    assert wait_until(lambda: any((m.width, m.height) == (WIDTH, HEIGHT) for m in images), 5.0), 'no annotated image'
 
 
 def test_markers_and_annotated_image_show_the_answer(brain, camera, ros_client):

@@ -397,7 +397,7 @@ class BrainNode(LifecycleNode):
             self.get_logger().error(f'answer outputs not published: {type(exc).__name__}: {exc}',
                                     throttle_duration_sec=5.0)
         annotator = self._annotator
-        if (self.get_parameter('output.annotated_image').value and outcome.rgb is not None
+        if (self.get_parameter('output.annotated_image').value and outcome.frame_rgb is not None
                 and outcome.answer is not None and outcome.header is not None and annotator is not None):
             # Drawing, copying and serialising a full frame takes 5-10 ms (docs/BENCHMARKS.md): done on a
             # thread of its own, newest answer only, so the goal's result does not wait for it.
@@ -406,7 +406,7 @@ class BrainNode(LifecycleNode):
     def _publish_annotated(self, outcome: QueryOutcome) -> None:
         try:
             title = f'{outcome.request.task.value}: {outcome.request.instruction}'
-            drawn = draw_annotations(outcome.rgb, outcome.answer, title)
+            drawn = draw_annotations(outcome.frame_rgb(), outcome.answer, title)
             self._annotated_pub.publish(rgb_to_image_msg(drawn, outcome.header))
         except Exception as exc:  # a failed picture must not go unnoticed, nor break anything else
             self.get_logger().warning(f'annotated image not published: {exc}', throttle_duration_sec=5.0)

@@ -16,6 +16,8 @@ import struct
 import cv2
 import numpy as np
 
+from robobrain_ros.protocol.jpeg_header import read_jpeg_header
+
 # encoding -> (channels, numpy dtype, cv2 conversion to RGB or None)
 _COLOUR_ENCODINGS: dict[str, tuple[int, str, int | None]] = {
     'rgb8': (3, 'u1', None),
@@ -42,11 +44,6 @@ SUPPORTED_DEPTH_ENCODINGS = ('16UC1', '32FC1')
 MAX_COMPRESSED_PIXELS = 8192 * 8192
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic...): they carry the image size.
-# Not C4 (Huffman tables), C8 (reserved), CC (arithmetic conditioning).
-_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# Markers without a length field: TEM and the restart markers RST0-7.
-_JPEG_STANDALONE_MARKERS = frozenset([0x01, *range(0xD0, 0xD8)])
 
 
 class ImageConversionError(ValueError):
@@ -100,37 +97,8 @@ def compressed_image_size(data) -> tuple[int, int] | None:
             return None
         width, height = struct.unpack('>II', data[16:24])
         return width, height
-    if data[:2] == b'\xff\xd8':
-        return _jpeg_frame_size(data)
-    return None
-
-
-def _jpeg_frame_size(data: bytes) -> tuple[int, int] | None:
-    """The size in the first start-of-frame segment, walking the marker segments before it."""
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:                       # fill byte before a marker
-            pos += 1
-            continue
-        if marker in _JPEG_STANDALONE_MARKERS:
-            pos += 2
-            continue
-        if marker in (0xD8, 0xD9, 0xDA):        # a second SOI, EOI, or scan data before any frame header
-            return None
-        (length,) = struct.unpack('>H', data[pos + 2:pos + 4])
-        if marker in _JPEG_FRAME_MARKERS:
-            if pos + 9 > len(data):
-                return None
-            height, width = struct.unpack('>HH', data[pos + 5:pos + 9])
-            # Height 0 is defined later by a DNL marker: the size is not known before decoding.
-            return (width, height) if height else None
-        if length < 2:
-            return None
-        pos += 2 + length
-    return None
+    header = read_jpeg_header(data)
+    return (header.width, header.height) if header else None
 
 
 def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarray:

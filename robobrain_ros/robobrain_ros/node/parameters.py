@@ -77,6 +77,9 @@ PARAMETERS: dict[str, Spec] = {
     'model.send_processor_kwargs': Spec(False, 'also send the pixel budget as mm_processor_kwargs (only for '
                                         'servers started with --trust-request-mm-kwargs)'),
     'model.jpeg_quality': Spec(90, 'JPEG quality of the image sent to the server', int_range=(50, 100)),
+    'model.pass_through_jpeg': Spec(True, "send a camera's JPEG (compressed topic or goal) unchanged when the image "
+                                    'budget only rounds its size to multiples of 28 (the server rounds it the same '
+                                    'way): no decode and re-encode; false = always decode, resize and re-encode'),
     'queries.max_concurrent': Spec(8, 'requests in flight at once (vLLM batches them)', read_only=True,
                                    int_range=(1, 256)),
     'queries.max_queued': Spec(32, 'goals waiting for a request slot; more are rejected', read_only=True,
@@ -161,6 +164,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         max_tokens=v['model.max_tokens'],
         budget=ImageBudget(max_pixels=v['model.max_pixels'], min_pixels=v['model.min_pixels']),
         jpeg_quality=v['model.jpeg_quality'],
+        pass_through_jpeg=v['model.pass_through_jpeg'],
         goal_timeout=v['queries.goal_timeout'],
         max_image_age=v['queries.max_image_age'],
         max_instruction_chars=v['queries.max_instruction_chars'],

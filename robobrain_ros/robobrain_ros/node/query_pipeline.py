@@ -34,6 +34,7 @@ from robobrain_ros.protocol import (
     Task,
     build_request,
     parse_completion,
+    pass_jpeg_through,
     prepare_image,
     resolve_model,
 )
@@ -85,6 +86,7 @@ class PipelineSettings:
     max_tokens: int = 768
     budget: ImageBudget = ImageBudget()
     jpeg_quality: int = 90
+    pass_through_jpeg: bool = True        # send a camera JPEG unchanged when the budget only rounds its size
     goal_timeout: float = 60.0            # [s]
     max_image_age: float = 1.0            # [s]
     max_instruction_chars: int = 4000
@@ -139,7 +141,7 @@ class QueryOutcome:
     answer: Answer | None = None
     original_size: tuple[int, int] = (0, 0)
     sent_size: tuple[int, int] = (0, 0)
-    rgb: np.ndarray | None = None         # the decoded frame, for the annotated image
+    frame_rgb: Callable[[], np.ndarray] | None = None   # the frame used, decoded (for the annotated image)
     lifted: list[LiftedPoint] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)   # Latency.msg field -> [ms]
 
@@ -304,13 +306,22 @@ class QueryPipeline:
     @staticmethod
     def _prepare_image(frame: _Frame, server: ServerProfile, settings: PipelineSettings,
                        outcome: QueryOutcome) -> PreparedImage:
+        budget = server.budget(settings.budget, settings.max_tokens)
         try:
-            rgb = compressed_to_rgb(frame.msg) if frame.compressed else image_to_rgb(frame.msg)
-            outcome.rgb = rgb
-            outcome.original_size = (int(rgb.shape[1]), int(rgb.shape[0]))
-            prepared = prepare_image(rgb, server.budget(settings.budget, settings.max_tokens), settings.jpeg_quality)
+            prepared = None
+            if frame.compressed and settings.pass_through_jpeg:
+                prepared = pass_jpeg_through(frame.msg.data, budget)
+            if prepared is not None:
+                # Decoded only if the annotated image is drawn, on the annotator's thread.
+                msg = frame.msg
+                outcome.frame_rgb = lambda: compressed_to_rgb(msg)
+            else:
+                rgb = compressed_to_rgb(frame.msg) if frame.compressed else image_to_rgb(frame.msg)
+                outcome.frame_rgb = lambda: rgb
+                prepared = prepare_image(rgb, budget, settings.jpeg_quality)
         except (ImageConversionError, ValueError) as exc:
             raise QueryFailed(QueryCode.BAD_IMAGE, f'cannot use the image: {exc}') from None
+        outcome.original_size = prepared.original_size
         outcome.sent_size = prepared.sent_size
         return prepared
 

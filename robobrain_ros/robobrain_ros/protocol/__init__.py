@@ -2,7 +2,7 @@
 
 from .annotate import draw_annotations
 from .answer import Answer, PixelBox, PixelPoint, PlanStep
-from .image_encoding import PreparedImage, prepare_image
+from .image_encoding import PreparedImage, pass_jpeg_through, prepare_image
 from .camera_model import CameraModel
 from .lift import LiftedPoint, lift_points
 from .parse import parse_completion
@@ -39,6 +39,7 @@ __all__ = [
     'lift_points',
     'model_input_size',
     'parse_completion',
+    'pass_jpeg_through',
     'prepare_image',
     'render_prompt',
     'resolve_model',
