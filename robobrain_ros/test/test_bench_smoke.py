@@ -24,7 +24,8 @@ def test_benchmark_report_is_complete(vllm_server, start_brain, tmp_path):
     assert report.missing_parts(results) == []
     # The node did the same model work as the direct requests, and every goal succeeded.
     assert results['overhead']['same_work']['topic']['completion_tokens'] == [32]
-    assert all(results['overhead']['modes'][m]['statuses'] == ['succeeded'] for m in ('topic', 'goal_image'))
+    assert all(results['overhead']['modes'][m]['statuses'] == ['succeeded'] for m in ('topic', 'goal_image',
+                                                                                   'goal_compressed'))
     assert all(e[w]['statuses'] == ['succeeded'] for e in results['concurrency']['levels'].values()
                for w in concurrency.WAYS)
     assert all(c['prompt_tokens'][0] > c['image_tokens'] for c in results['image_budget']['cases'].values())

@@ -1,7 +1,7 @@
 """python -m robobrain_ros.bench [--quick] [--server URL] [--out DIR]: run every CPU benchmark, write the report.
 
 Starts a vLLM CPU server with the tiny model (unless --server names one) and a brain node process, runs
-overhead, concurrency, image budget and memory measurements, prints them and writes BENCHMARKS.md sections
+overhead, concurrency, image budget, memory and fleet (8 brain nodes on one server) measurements, prints them and writes BENCHMARKS.md sections
 plus the raw JSON; `frames` (camera frames between processes, issue 14) starts a node and a camera process per
 case and writes its own section and benchmarks/frames.json. --quick is a short run (a smoke test) that writes to a temporary folder unless --out is
 given.
@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--merge', default='', help='results JSON of an earlier (partial) run: its sections are kept '
                         'unless run again')
     parser.add_argument('--only', default='', help='comma list among overhead,breakdown,concurrency,image_budget,memory,'
-                        'frames')
+                        'fleet,frames')
     parser.add_argument('--frames-server', choices=('model', 'scripted'), default='model',
                         help="frames: goals against the tiny model (default) or a ScriptedServer (no model work)")
     parser.add_argument('--frames-cases', default='', help='frames: comma list of cases (default: all; see '
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from robobrain_ros.bench import (
         breakdown,
         concurrency,
+        fleet,
         frames,
         image_budget,
         memory,
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = {'overhead': 8 if args.quick else 60, 'breakdown': 5 if args.quick else 40,
             'concurrency': 1 if args.quick else 5, 'image_budget': 2 if args.quick else 12,
-            'memory': 1 if args.quick else 5, 'frames': 5 if args.quick else 60}
+            'memory': 1 if args.quick else 5, 'fleet': 1 if args.quick else 5, 'frames': 5 if args.quick else 60}
     only = [s for s in args.only.split(',') if s] or list(plan)
     if args.out:
         docs = Path(args.out)
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     server = scripted = None
-    needs_model = any(s in only for s in ('image_budget', 'overhead', 'concurrency', 'memory')) or (
+    needs_model = any(s in only for s in ('image_budget', 'overhead', 'concurrency', 'memory', 'fleet')) or (
         'frames' in only and args.frames_server == 'model')
     base_url, model = args.server, args.model
     if not args.server and needs_model:
@@ -125,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             brain.stop()
             client = brain = None
+        if 'fleet' in only:   # brain nodes of their own, one per robot
+            print('== fleet', file=sys.stderr)
+            results['fleet'] = fleet.run(base_url, model, repetitions=plan['fleet'],
+                                         log=lambda m: print(m, file=sys.stderr, flush=True))
+            checkpoint()
         if 'frames' in only:   # a node and a camera process of its own per case
             if args.frames_server == 'scripted':
                 from robobrain_ros.testing.scripted_server import MODEL, ScriptedServer

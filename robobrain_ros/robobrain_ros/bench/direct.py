@@ -19,14 +19,22 @@ from robobrain_ros.protocol import (
     ModelFamily,
     Task,
     build_request,
+    pass_jpeg_through,
     prepare_image,
 )
 
 
-def node_request_body(rgb, model: str, instruction: str, tokens: int, budget: ImageBudget = ImageBudget(),
+def node_request_body(image, model: str, instruction: str, tokens: int, budget: ImageBudget = ImageBudget(),
                       jpeg_quality: int = 90) -> dict[str, Any]:
-    """The body the node sends for a pointing goal with benchmark settings (common.node_params)."""
-    prepared = prepare_image(rgb, budget, jpeg_quality)
+    """The body the node sends for a pointing goal with benchmark settings (common.node_params).
+
+    image: an RGB frame (prepared as the node does), or a camera's JPEG bytes that the node passes through."""
+    if isinstance(image, bytes):
+        prepared = pass_jpeg_through(image, budget)
+        if prepared is None:
+            raise ValueError('the node would not pass this JPEG through: give the decoded frame')
+    else:
+        prepared = prepare_image(image, budget, jpeg_quality)
     # model.structured_outputs is false in the benchmark node; its model.extra_body is forced_extra().
     built = build_request(Task.POINTING, instruction, [prepared], False, ModelFamily.ROBOBRAIN_2_0,
                           model=model, budget=budget, constraint=ConstraintDialect.NONE,
