@@ -218,20 +218,36 @@ class BrainClient:
         return handle
 
     def query(self, action: str, instruction: str, wait_timeout: float = 300.0, **goal_fields: Any) -> GoalOutcome:
-        """Send a goal and wait for its outcome; goal_fields: image, thinking, max_image_age, timeout."""
+        """Send a goal and wait for its outcome; goal_fields: image, compressed_image, thinking, max_image_age,
+        timeout."""
         return self.send(action, self.goal(action, instruction, **goal_fields)).wait(wait_timeout)
 
 
-def _image_goal_field(path: str):
-    """An image file as a sensor_msgs/Image for a goal (frame_id empty: it comes from no camera)."""
-    import cv2
+def image_goal_fields(path: str) -> dict[str, Any] | None:
+    """An image file as the goal field that carries it; None when the file is not an image that can be sent.
 
-    from robobrain_ros.node.image_conversion import rgb_to_image_msg
+    A JPEG or PNG file goes as it is, as compressed_image: a fraction of the raw size to send, no decoding here,
+    and a camera-sized JPEG reaches the model unchanged (the node's model.pass_through_jpeg). Any other format
+    OpenCV reads goes decoded, as image. frame_id is empty either way: the image comes from no camera.
+    """
+    import cv2
+    import numpy as np
+    from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import Header
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+
+    from robobrain_ros.node.image_conversion import compressed_image_size, rgb_to_image_msg
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError:
+        return None
+    if compressed_image_size(data) is not None:
+        image_format = 'jpeg' if data[:2] == b'\xff\xd8' else 'png'
+        return {'compressed_image': CompressedImage(header=Header(), format=image_format, data=data)}
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         return None
-    return rgb_to_image_msg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), Header())
+    return {'image': rgb_to_image_msg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), Header())}
 
 
 def print_outcome(outcome: GoalOutcome, action: str, brain: str, as_json: bool) -> None:
@@ -254,17 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description='Send one goal to the robobrain node and print the answer.')
     parser.add_argument('action', choices=sorted(ACTION_TYPES))
     parser.add_argument('instruction')
-    parser.add_argument('--image', help='image file to send in the goal (default: the camera topic)')
+    parser.add_argument('--image', help='image file to send in the goal (default: the camera topic); JPEG and PNG '
+                        'files are sent as they are (compressed_image)')
     parser.add_argument('--brain', default='/robobrain', help='the brain node (default /robobrain)')
     parser.add_argument('--thinking', choices=['default', 'off', 'on'], default='default')
     parser.add_argument('--timeout', type=float, default=0.0, help='[s] goal timeout (0 = node default)')
     parser.add_argument('--json', action='store_true', help='print the whole outcome as one JSON object')
     argv = list(argv if argv is not None else sys.argv)
     args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    image = None
+    image_fields: dict[str, Any] = {}
     if args.image:
-        image = _image_goal_field(args.image)
-        if image is None:
+        image_fields = image_goal_fields(args.image)
+        if image_fields is None:
             parser.error(f'cannot read image {args.image}')
     thinking = {'default': 0, 'off': 1, 'on': 2}[args.thinking]
     # Ctrl-C must reach this code (to cancel the goal), so rclpy installs no signal handler: its handler would
@@ -279,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f'no action server at {args.brain}/{args.action} (is the node running, in this '
                   'ROS_DOMAIN_ID?)', file=sys.stderr)
             return 2
-        handle = brain.send(args.action, brain.goal(args.action, args.instruction, image=image, thinking=thinking,
-                                                    timeout=args.timeout))
+        handle = brain.send(args.action, brain.goal(args.action, args.instruction, thinking=thinking,
+                                                    timeout=args.timeout, **image_fields))
         if handle.wait_accepted():
             print(f'goal accepted by {args.brain}/{args.action}; waiting for the answer (Ctrl-C cancels it)',
                   file=sys.stderr, flush=True)

@@ -15,13 +15,15 @@ import sys
 import threading
 
 import cv2
+import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 
-from robobrain_ros.brain_client import BrainClient
+from robobrain_ros.brain_client import BrainClient, image_goal_fields
+from robobrain_ros.node.image_conversion import image_to_rgb
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
 from test_node_lifecycle import call, transition
@@ -100,6 +102,25 @@ def test_brain_query_prints_a_readable_summary(brain, image_file):
     assert points != 'points [px]: none' if run.returncode == 0 else points == 'points [px]: none', out
     assert lines[-1].startswith('latency [ms]: total '), out
     assert 'PointsAnswer(' not in out
+
+
+def test_an_image_file_goes_as_it_is_when_the_node_can_decode_it(tmp_path):
+    rgb = test_image(64, 48, seed=1)
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    for name, image_format in (('photo.jpg', 'jpeg'), ('frame.png', 'png')):
+        path = tmp_path / name
+        cv2.imwrite(str(path), bgr)
+        fields = image_goal_fields(str(path))
+        assert list(fields) == ['compressed_image'] and fields['compressed_image'].format == image_format
+        assert bytes(fields['compressed_image'].data) == path.read_bytes()
+    bmp = tmp_path / 'frame.bmp'     # not a format the node decodes: sent decoded
+    cv2.imwrite(str(bmp), bgr)
+    fields = image_goal_fields(str(bmp))
+    assert list(fields) == ['image'] and (fields['image'].width, fields['image'].height) == (64, 48)
+    np.testing.assert_array_equal(image_to_rgb(fields['image']), rgb)
+    (tmp_path / 'broken.jpg').write_bytes(b'not an image')
+    assert image_goal_fields(str(tmp_path / 'broken.jpg')) is None
+    assert image_goal_fields(str(tmp_path / 'missing.png')) is None
 
 
 def test_brain_query_json(brain, image_file):
