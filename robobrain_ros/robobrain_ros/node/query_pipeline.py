@@ -23,6 +23,7 @@ from robobrain_ros.node.depth_lifting import LiftSettings, lift_answer_points
 from robobrain_ros.node.frame_cache import CachedFrame, FrameCache
 from robobrain_ros.node.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 from robobrain_ros.node.server_profile import ServerProfile
+from robobrain_ros.node.shared_preparation import SharedPreparation
 from robobrain_ros.protocol import (
     Answer,
     BuiltRequest,
@@ -181,6 +182,8 @@ class QueryPipeline:
         self._now = now
         self._server = server
         self._colour_topic = colour_topic
+        self._shared_preparation: SharedPreparation[tuple[PreparedImage, Callable[[], np.ndarray]]] = \
+            SharedPreparation()
 
     @property
     def settings(self) -> PipelineSettings:
@@ -303,22 +306,18 @@ class QueryPipeline:
         except ChatClientError as exc:   # reached, but its answers about itself are unusable
             raise QueryFailed(QueryCode.SERVER_ERROR, str(exc)) from None
 
-    @staticmethod
-    def _prepare_image(frame: _Frame, server: ServerProfile, settings: PipelineSettings,
+    def _prepare_image(self, frame: _Frame, server: ServerProfile, settings: PipelineSettings,
                        outcome: QueryOutcome) -> PreparedImage:
         budget = server.budget(settings.budget, settings.max_tokens)
+
+        def prepare() -> tuple[PreparedImage, Callable[[], np.ndarray]]:
+            return _prepare_frame(frame, budget, settings)
         try:
-            prepared = None
-            if frame.compressed and settings.pass_through_jpeg:
-                prepared = pass_jpeg_through(frame.msg.data, budget)
-            if prepared is not None:
-                # Decoded only if the annotated image is drawn, on the annotator's thread.
-                msg = frame.msg
-                outcome.frame_rgb = lambda: compressed_to_rgb(msg)
-            else:
-                rgb = compressed_to_rgb(frame.msg) if frame.compressed else image_to_rgb(frame.msg)
-                outcome.frame_rgb = lambda: rgb
-                prepared = prepare_image(rgb, budget, settings.jpeg_quality)
+            if frame.from_goal:
+                prepared, outcome.frame_rgb = prepare()
+            else:   # the camera's newest frame: the goals of a burst share one preparation
+                prepared, outcome.frame_rgb = self._shared_preparation.get(
+                    frame.msg, (budget, settings.jpeg_quality, settings.pass_through_jpeg), prepare)
         except (ImageConversionError, ValueError) as exc:
             raise QueryFailed(QueryCode.BAD_IMAGE, f'cannot use the image: {exc}') from None
         outcome.original_size = prepared.original_size
@@ -427,6 +426,19 @@ def server_resized_image(generation: Generation, sent_size: tuple[int, int] | No
 
 def _has_raw(image: Any) -> bool:
     return image is not None and int(getattr(image, 'width', 0)) > 0
+
+
+def _prepare_frame(frame: _Frame, budget: ImageBudget,
+                   settings: PipelineSettings) -> tuple[PreparedImage, Callable[[], np.ndarray]]:
+    """The image to send and a function that gives the frame's pixels (for the annotated image)."""
+    if frame.compressed and settings.pass_through_jpeg:
+        prepared = pass_jpeg_through(frame.msg.data, budget)
+        if prepared is not None:
+            # Decoded only if the annotated image is drawn, on the annotator's thread.
+            msg = frame.msg
+            return prepared, lambda: compressed_to_rgb(msg)
+    rgb = compressed_to_rgb(frame.msg) if frame.compressed else image_to_rgb(frame.msg)
+    return prepare_image(rgb, budget, settings.jpeg_quality), lambda: rgb
 
 
 def _has_compressed(image: Any) -> bool:
