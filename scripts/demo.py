@@ -25,6 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'robobrain_ros'))
 
+from robobrain_interfaces.msg import QueryStatus  # noqa: E402
 from robobrain_ros.brain_client import BrainClient  # noqa: E402
 from robobrain_ros.node.image_conversion import image_to_rgb, rgb_to_image_msg  # noqa: E402
 from robobrain_ros.testing.brain_process import BrainProcess  # noqa: E402
@@ -139,8 +140,9 @@ def run_goals(brain: BrainClient, node: BrainProcess, rgb: np.ndarray, out: Path
                   f'tokens, first token after {info_msg.latency.first_token:.0f} ms')
             print(f'   raw answer: {info_msg.raw_completion[:200]!r}')
             print(f'   parsed: {describe(outcome.answer)}')
-            if info_msg.status.code != 0:
-                print(f'   status: {info_msg.status.message}')
+            # QueryStatus 0 is UNKNOWN: only OK (with a succeeded goal) counts as answered.
+            if outcome.status_name != 'succeeded' or info_msg.status.code != QueryStatus.OK:
+                print(f'   status: {info_msg.status.message or outcome.status_name}')
                 failures += 1
             deadline = time.monotonic() + 5.0
             while len(annotated) == count and time.monotonic() < deadline:
