@@ -70,7 +70,7 @@ def test_the_full_frame_budget_passes_a_1080p_jpeg():
 def test_progressive_and_grey_jpegs_pass_and_exif_ones_do_not():
     assert pass_jpeg_through(jpeg(640, 480, cv2.IMWRITE_JPEG_PROGRESSIVE, 1), DEFAULT) is not None
     assert pass_jpeg_through(jpeg(640, 480, grey=True), DEFAULT) is not None
-    # An Exif orientation is applied by some decoders (OpenCV) and ignored by others (PIL in vLLM): decode it here.
+    # An Exif orientation is applied by some decoders (OpenCV) and not by others (PIL, unless asked): decode it here.
     exif = with_exif(jpeg(640, 480))
     assert read_jpeg_header(exif).exif and read_jpeg_header(exif).width == 640
     assert pass_jpeg_through(exif, DEFAULT) is None
