@@ -96,6 +96,11 @@ def main() -> int:
             return run_goals(brain, node, rgb, out, real=bool(args.server_url))
 
 
+def answered(outcome) -> bool:
+    """A goal that succeeded with status OK (QueryStatus 0 is UNKNOWN: an empty result never counts)."""
+    return outcome.status_name == 'succeeded' and outcome.answer.info.status.code == QueryStatus.OK
+
+
 def run_goals(brain: BrainClient, node: BrainProcess, rgb: np.ndarray, out: Path, real: bool) -> int:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
@@ -140,8 +145,7 @@ def run_goals(brain: BrainClient, node: BrainProcess, rgb: np.ndarray, out: Path
                   f'tokens, first token after {info_msg.latency.first_token:.0f} ms')
             print(f'   raw answer: {info_msg.raw_completion[:200]!r}')
             print(f'   parsed: {describe(outcome.answer)}')
-            # QueryStatus 0 is UNKNOWN: only OK (with a succeeded goal) counts as answered.
-            if outcome.status_name != 'succeeded' or info_msg.status.code != QueryStatus.OK:
+            if not answered(outcome):
                 print(f'   status: {info_msg.status.message or outcome.status_name}')
                 failures += 1
             deadline = time.monotonic() + 5.0

@@ -7,12 +7,15 @@ reason, did not cancel its goal on Ctrl-C, and two copies were two nodes of one 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -22,6 +25,7 @@ from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 
+from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.brain_client import BrainClient, image_goal_fields
 from robobrain_ros.node.image_conversion import image_to_rgb
 from robobrain_ros.testing.brain_process import wait_until
@@ -192,3 +196,18 @@ def test_ctrl_c_cancels_the_goal_and_two_copies_are_two_nodes(brain, image_file)
         assert 'interrupted: canceling the goal' in err and out.startswith('canceled in '), out + err
     after = goal_counters(brain.node)
     assert int(after['goals canceled']) == int(before['goals canceled']) + 2, (before, after)
+
+
+def test_the_demo_counts_a_goal_answered_only_when_it_succeeded_with_status_ok():
+    # The demo compared the status code with 0, which is UNKNOWN (OK is 1): six succeeded goals printed
+    # "0/6 goals succeeded" and the README's main job exited 1.
+    spec = importlib.util.spec_from_file_location('demo', Path(__file__).resolve().parents[2] / 'scripts' / 'demo.py')
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+
+    def outcome(status_name: str, code: int):
+        return SimpleNamespace(status_name=status_name,
+                               answer=SimpleNamespace(info=SimpleNamespace(status=SimpleNamespace(code=code))))
+    assert demo.answered(outcome('succeeded', QueryStatus.OK))
+    assert not demo.answered(outcome('succeeded', QueryStatus.UNKNOWN))
+    assert not demo.answered(outcome('aborted', QueryStatus.NOT_FOUND))
