@@ -58,24 +58,30 @@ def test_norm_gains_start_near_one(name, ndim, norm):
 
 def test_vllm_loads_the_format_through_the_plugin_entry_point():
     """In the server's interpreter: the plugin registers the format with vLLM's loader registry, and the
-    loader fills a module with the seeded numbers (norm gains near 1, the rest N(0, std))."""
+    loader fills a module with the seeded numbers (norm gains near 1, the rest N(0, std)); a parameter of
+    more than one chunk holds exactly the float32 numbers rounded to bf16."""
     code = r'''
 import json, torch
 from vllm.config.load import LoadConfig
 from vllm.model_executor.model_loader import get_model_loader
 from vllm.plugins import load_general_plugins
+from robobrain_ros.serve.seeded_weights import CHUNK, seeded_values
 load_general_plugins()
 loader = get_model_loader(LoadConfig(load_format="robobrain_seeded",
                                      model_loader_extra_config={"seed": 7, "std": 0.05}))
 model = torch.nn.Module()
 model.proj = torch.nn.Linear(256, 512, dtype=torch.bfloat16)
 model.norm = torch.nn.LayerNorm(512)
+model.big = torch.nn.Parameter(torch.empty(CHUNK + 1000, dtype=torch.bfloat16))  # two chunks
 loader.load_weights(model, None)
 first = model.proj.weight.float().clone()
 loader.load_weights(model, None)
+# the chunked conversion gives exactly the float32 numbers rounded once to bf16
+expected = torch.from_numpy(seeded_values("big", CHUNK + 1000, seed=7, std=0.05)).to(torch.bfloat16)
 print(json.dumps({"loader": type(loader).__name__, "std": model.proj.weight.float().std().item(),
                   "gain": model.norm.weight.mean().item(),
-                  "same": bool(torch.equal(first, model.proj.weight.float()))}))
+                  "same": bool(torch.equal(first, model.proj.weight.float())),
+                  "exact": bool(torch.equal(model.big.data, expected))}))
 '''
     out = subprocess.run([vllm_python(), '-c', code], env=source_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -84,6 +90,7 @@ print(json.dumps({"loader": type(loader).__name__, "std": model.proj.weight.floa
     assert abs(result['std'] - 0.05) < 0.005
     assert abs(result['gain'] - 1.0) < 0.01
     assert result['same']
+    assert result['exact']
 
 
 def test_unknown_extra_config_is_refused():

@@ -6,8 +6,10 @@
     streamed), built once and POSTed directly with a bare aiohttp client.
 (c) the node: the brain node as its own process (robobrain_ros.testing.BrainProcess, `python -m
     robobrain_ros.node.brain_node --ros-args --params-file ...`) and Point goals from BrainClient, each goal
-    carrying the 1280x720 rgb8 frame (--node-image goal) or reading the newest frame of the camera topic,
-    published at 15 Hz by this script (--node-image topic). Timed from send_goal to the result.
+    carrying the 1280x720 rgb8 frame (--node-image goal), the same frame as a JPEG CompressedImage
+    (--node-image compressed: what a compressed camera topic gives a client; the node passes it through
+    without decoding) or reading the newest frame of the camera topic, published at 15 Hz by this script
+    (--node-image topic). Timed from send_goal to the result.
 
 Single goals: --single requests, (b) and (c) alternating one by one. N concurrent: N at once, wall time to
 the last answer, --reps times, (b) and (c) alternating. Time to first token: the server's own histogram
@@ -29,6 +31,7 @@ import statistics
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -61,9 +64,15 @@ BUDGETS = {'default': DEFAULT_BUDGET, '401408': 401408, 'raw': 16777216}
 
 # ----------------------------------------------------------------------------------------------- metrics
 def scrape(root_url: str) -> dict[str, float]:
-    """The server's counters we use, summed over label sets: {name or name{le=..}: value}."""
-    with urllib.request.urlopen(root_url + '/metrics', timeout=10) as r:
-        text = r.read().decode()
+    """The server's counters we use, summed over label sets: {name or name{le=..}: value}; {} for a server
+    without Prometheus metrics (a scripted stand-in that isolates the node's own time)."""
+    try:
+        with urllib.request.urlopen(root_url + '/metrics', timeout=10) as r:
+            text = r.read().decode()
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise
+        return {}
     out: dict[str, float] = {}
     wanted = ('vllm:time_to_first_token_seconds', 'vllm:e2e_request_latency_seconds', 'vllm:prompt_tokens_total',
               'vllm:generation_tokens_total', 'vllm:request_success_total', 'vllm:request_prefill_time_seconds',
@@ -218,6 +227,12 @@ class NodeRunner:
         if not self.client.wait_for_server('point', 60.0):
             raise RuntimeError('the brain node did not offer /robobrain/point within 60 s:\n' + self.proc.log()[-3000:])
         self.msg = rgb_to_image_msg(rgb, Header(frame_id='camera_optical_frame'))
+        self.compressed = None
+        if image_mode == 'compressed':
+            from sensor_msgs.msg import CompressedImage
+            _, jpg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            self.compressed = CompressedImage(header=Header(frame_id='camera_optical_frame'), format='jpeg',
+                                              data=jpg.tobytes())
         self._stop = threading.Event()
         self._pub_thread = None
         if image_mode == 'topic':
@@ -238,7 +253,8 @@ class NodeRunner:
     def run(self, n: int) -> tuple[float, list[dict]]:
         image = self.msg if self.image_mode == 'goal' else None
         start = time.perf_counter()
-        handles = [self.client.send('point', self.client.goal('point', INSTRUCTION, image=image, timeout=300.0))
+        handles = [self.client.send('point', self.client.goal('point', INSTRUCTION, image=image, timeout=300.0,
+                                                              compressed_image=self.compressed))
                    for _ in range(n)]
         outcomes = []
         for h in handles:
@@ -260,6 +276,10 @@ class NodeRunner:
                 'first_token_s': (info.latency.first_token / 1e3) if info else None,
                 'node_total_s': (info.latency.total / 1e3) if info else None,
                 'preprocess_ms': info.latency.preprocess if info else None,
+                # the node's stages, to place a slow goal's time (image wait, request slot, server, parsing)
+                'stages_ms': {stage: round(float(getattr(info.latency, stage)), 2) for stage in (
+                    'image_wait', 'preprocess', 'queue', 'first_token', 'generation', 'postprocess', 'total')}
+                if info else None,
                 'prompt_tokens': int(info.prompt_tokens) if info else 0,
                 'completion_tokens': int(info.completion_tokens) if info else 0,
                 'model_size': [int(info.model_width), int(info.model_height)] if info else None,
@@ -289,6 +309,9 @@ def summarize(walls: list[float], results: list[dict], n: int, metrics: dict) ->
     pre = [r['preprocess_ms'] for r in results if r.get('preprocess_ms')]
     if pre:
         out['node_preprocess_ms_median'] = round(statistics.median(pre), 2)
+    goals = [dict(r['stages_ms'], seconds=round(r['seconds'], 4)) for r in results if r.get('stages_ms')]
+    if goals:
+        out['node_goals'] = goals
     return out
 
 
@@ -305,7 +328,7 @@ def main(argv=None) -> int:
     parser.add_argument('--budgets', default='', help="comma list of default,401408,raw ('' = skip)")
     parser.add_argument('--budget-level', type=int, default=8)
     parser.add_argument('--budget-reps', type=int, default=2)
-    parser.add_argument('--node-image', choices=['goal', 'topic'], default='goal')
+    parser.add_argument('--node-image', choices=['goal', 'compressed', 'topic'], default='goal')
     parser.add_argument('--max-concurrent', type=int, default=32, help='node queries.max_concurrent')
     parser.add_argument('--log-dir', type=Path, default=Path('/tmp/gpu_bench_logs'))
     parser.add_argument('--out', type=Path, required=True)

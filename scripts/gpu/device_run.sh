@@ -20,9 +20,12 @@
 #                      flaggems variants (default $FLAGGEMS_VERSION); results are labelled VARIANT, or
 #                      VARIANT_fgVERSION when VERSION is not 5.0.2.
 #   wait               until the serve tool's --ready-file exists, it died, or $WAIT_MAX s (default 480) passed
-#   bench:VARIANT[:goal|:topic|:full]  paths (b) and (c) through the node at 1 / 8 / 32 goals (bench_serving.py):
-#                      default both the image in the goal and the frame from the camera topic; full adds the
-#                      image budgets. $BENCH_ARGS passes options (e.g. "--single 8 --reps 2").
+#   bench:VARIANT[:goal|:compressed|:topic|:full]  paths (b) and (c) through the node at 1 / 8 / 32 goals
+#                      (bench_serving.py): default the rgb8 image in the goal, the same frame as a JPEG in the goal
+#                      and the frame from the camera topic, one after the other; full adds the image budgets. $BENCH_ARGS passes options (e.g. "--single 8 --reps 2").
+#   fleet:VARIANT      8 brain nodes (own process, own 640x480 camera at 5 Hz) sharing the running server, 4 Point
+#                      goals each at once, against the same 32 bodies posted directly: `python -m robobrain_ros.bench
+#                      --only fleet` (robobrain_ros/bench/fleet.py) -> $RES/fleet_LABEL.json
 #   consistency:VARIANT  python -m robobrain_ros.consistency against the running server: a native variant is
 #                      compared with itself and saved as the reference of its architecture
 #                      ($RES/consistency_ref_ARCH.json; a carried .gpu/ref/consistency_ref_ARCH.json is used
@@ -304,10 +307,10 @@ current_server() {   # checks that the running server is VARIANT's; sets LABEL a
   [ -f "$G/ready_$LABEL.json" ] || { echo "server $LABEL is not ready: wait first"; return 1; }
 }
 
-phase_bench() {  # $1 = variant, $2 = goal|topic|full|'' (goal and topic)
+phase_bench() {  # $1 = variant, $2 = goal|compressed|topic|full|'' (goal, compressed and topic)
   local v=$1 mode=${2:-} LABEL MODEL_NAME
   current_server "$v" || return 1
-  say "bench $LABEL ${mode:-goal+topic} (model $MODEL_NAME, port $PORT)"
+  say "bench $LABEL ${mode:-goal+compressed+topic} (model $MODEL_NAME, port $PORT)"
   # A node left over from a cut-short bench (its own session): end it by its params file under $LOGS.
   local p
   for p in $(pgrep -f "robobrain_ros.node.brain_node --ros-args --params-file $LOGS/" 2>/dev/null); do kill "$p"; done
@@ -315,16 +318,17 @@ phase_bench() {  # $1 = variant, $2 = goal|topic|full|'' (goal and topic)
     > "$RES/processes_$LABEL.txt"
   local runs=()
   case "$mode" in
-    '') runs=(goal topic) ;;
-    goal|topic) runs=("$mode") ;;
+    '') runs=(goal compressed topic) ;;
+    goal|compressed|topic) runs=("$mode") ;;
     full) runs=(full) ;;
-    *) echo "bench mode $mode: goal, topic or full"; return 1 ;;
+    *) echo "bench mode $mode: goal, compressed, topic or full"; return 1 ;;
   esac
   local r name extra
   for r in "${runs[@]}"; do
     name=$LABEL; extra=()
     case "$r" in
       topic) name=${LABEL}_topic; extra=(--node-image topic) ;;
+      compressed) name=${LABEL}_compressed; extra=(--node-image compressed) ;;
       full) name=${LABEL}_full; extra=(--budgets "default,401408,raw") ;;
     esac
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
@@ -342,17 +346,31 @@ phase_bench() {  # $1 = variant, $2 = goal|topic|full|'' (goal and topic)
   fi
 }
 
-phase_consistency() {  # $1 = variant: native -> the reference of its architecture; flaggems* -> compared with it
+phase_fleet() {  # $1 = variant: the CPU benchmark's fleet section against the running server
+  local v=$1 LABEL MODEL_NAME dir
+  current_server "$v" || return 1
+  dir=$G/fleet_$LABEL; rm -rf "$dir"
+  say "fleet $LABEL (model $MODEL_NAME, port $PORT)"
+  node_env "$PY" -m robobrain_ros.bench --server "http://127.0.0.1:$PORT/v1" --model "$MODEL_NAME" --only fleet \
+    --out "$dir" 2>&1 | tee "$LOGS/fleet_$LABEL.txt" | grep -v -i warn | tail -8
+  cp -f "$dir/benchmarks/cpu_results.json" "$RES/fleet_$LABEL.json" 2>/dev/null \
+    || echo "fleet $LABEL: no results (see logs/fleet_$LABEL.txt)"
+}
+
+phase_consistency() {  # $1 = variant: [32b_]native -> the reference of its architecture; others -> compared with it
   local v=$1 LABEL MODEL_NAME arch ref rc
   current_server "$v" || return 1
   arch=$(arch_of "$v"); ref=$RES/consistency_ref_$arch.json
   local url="http://127.0.0.1:$PORT/v1" args=()
-  if [[ "$v" == *flaggems* ]]; then
+  if [[ "$v" != native && "$v" != 32b_native ]]; then   # eager and FlagGems variants: against the reference
     if [ ! -f "$ref" ] && [ -f "$REPO/.gpu/ref/consistency_ref_$arch.json" ]; then
       cp "$REPO/.gpu/ref/consistency_ref_$arch.json" "$ref"; echo "reference carried in .gpu/ref"
     fi
     [ -f "$ref" ] || { echo "no reference $ref: run consistency on ${arch/7b/}native first (or carry .gpu/ref/)"; return 1; }
     args=(--reference-file "$ref" --candidate "$url")
+    # vLLM's eager mode of the same architecture, when measured, is the harmless baseline of a FlagGems run
+    local eager; eager=$RES/consistency_$([ "$arch" = 32b ] && echo 32b_)eager.json
+    [[ "$v" == *flaggems* && -f "$eager" ]] && args+=(--baseline-file "$eager")
   else
     args=(--reference "$url" --candidate "$url" --save-reference "$ref")
   fi
@@ -396,6 +414,7 @@ for ph in "$@"; do
     start) phase_start "$a1" "$a2" || echo "start failed" ;;
     wait) phase_wait || echo "wait failed" ;;
     bench) phase_bench "$a1" "$a2" ;;
+    fleet) phase_fleet "$a1" ;;
     consistency) phase_consistency "$a1" ;;
     stop) phase_stop ;;
     *) echo "unknown phase $ph"; exit 2 ;;

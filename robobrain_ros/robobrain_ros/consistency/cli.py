@@ -3,6 +3,7 @@
     robobrain-consistency --reference http://127.0.0.1:9010/v1 --candidate http://127.0.0.1:9011/v1 --json out.json
     robobrain-consistency --reference http://127.0.0.1:9010/v1 --save-reference ref.json     # no candidate yet
     robobrain-consistency --reference-file ref.json --candidate http://127.0.0.1:9011/v1
+    robobrain-consistency --reference-file ref.json --candidate URL --baseline-file eager.json   # deep models
 
 Exit status: 0 the gate passed, 1 it failed (the failing rows are printed), 2 the comparison could not be made.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig
 from robobrain_ros.protocol import ModelSpec, parse_completion
 
+from .baseline import BaselineError, calibrated_gate, check_same_reference, load_baseline
 from .collect import GenerationSettings, SampleAnswer, answer_sample, discover_target
 from .reference_file import ReferenceFileError, load_reference, save_reference
 from .report import GateThresholds, SampleResult, build_report, markdown_table
@@ -62,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                             help='[nats] median reference top-k spread below which the numbers are INCONCLUSIVE')
     thresholds.add_argument('--min-answer-agreement', type=float, default=None,
                             help='[%%] least share of agreeing answers per task (default: not gated)')
+    thresholds.add_argument('--baseline-file', metavar='PATH', type=Path,
+                            help='the --json report of a known-harmless candidate against the same reference (e.g. '
+                                 'vLLM eager vs compiled): the numerical gate widens to 1.8x its drift and its top-1 '
+                                 'agreement minus 7 points where that is looser (deep models: docs/CONSISTENCY.md)')
     tolerances = parser.add_argument_group('answer tolerances')
     tolerances.add_argument('--point-tolerance', type=float, default=tol.point_px,
                             help='[px] pointing answers agree within this mean nearest-point distance')
@@ -115,6 +121,7 @@ def _matching(samples: Sequence[Sample], answers: Sequence[SampleAnswer], path: 
 
 async def _run(args: argparse.Namespace) -> int:
     samples = load_samples(args.samples)
+    baseline = load_baseline(args.baseline_file) if args.baseline_file is not None else None   # before the long part
     if args.reference_file is not None:
         reference_model, reference_spec, settings, reference = load_reference(args.reference_file)
         _matching(samples, reference, args.reference_file)
@@ -137,9 +144,15 @@ async def _run(args: argparse.Namespace) -> int:
         await client.close()
     gate = GateThresholds(args.max_score_drop, args.max_drift, args.min_top1_agreement, args.min_decisiveness,
                           args.min_answer_agreement)
+    if baseline is not None:
+        gate = calibrated_gate(gate, baseline)
+        _log(f'baseline {baseline.source} (drift {baseline.drift:.3g}, top-1 {baseline.top1_agreement:.1f}%): '
+             f'gate drift at most {gate.max_drift:.3g}, top-1 at least {gate.min_top1_agreement:.1f}%')
     tolerances = Tolerances(args.point_tolerance, args.box_iou, args.trajectory_tolerance, args.trajectory_success)
     report = build_report(_results(samples, settings, reference, reference_spec, candidate, candidate_spec),
                           gate, tolerances)
+    if baseline is not None:
+        check_same_reference(report, baseline)
     print(markdown_table(report, f'reference ({reference_model})', f'candidate ({candidate_model})'))
     if args.json is not None:
         data = report.as_json()
@@ -168,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error('give a --candidate to compare, or --save-reference to record the reference')
     try:
         return asyncio.run(_run(args))
-    except (SampleError, ReferenceFileError, ChatClientError, ValueError) as exc:
+    except (SampleError, ReferenceFileError, BaselineError, ChatClientError, ValueError) as exc:
         print(f'robobrain-consistency: {exc}', file=sys.stderr)
         return EXIT_ERROR
 

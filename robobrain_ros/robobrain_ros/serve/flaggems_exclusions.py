@@ -55,14 +55,16 @@ HOPPER_FLAT_BUFFER_KERNELS = ExclusionGroup(
          'fill_tensor_out', 'sqrt', 'sqrt_'),
     why='flag-gems 5.0.2 Hopper kernels: mul with a broadcast crashes the GPU (the first-request crash in '
         'vLLM); mul, fill_ and sqrt on sliced, transposed or strided inputs return wrong numbers; fill_ past '
-        '2^31 elements faults',
-    source='measured: H200, vLLM 0.25.1, torch 2.11, flag-gems 5.0.2 (scripts/gpu/flaggems_diag.py)')
+        '2^31 elements faults (5.0.0: mul and sqrt right, fill_ on a non-contiguous view raises)',
+    source='measured: H200, vLLM 0.25.1, torch 2.11, flag-gems 5.0.2 and 5.0.0 (scripts/gpu/flaggems_diag.py)')
 
 HOPPER_GEMMS = ExclusionGroup(
     ops=('mm', 'mm_out', 'addmm', 'addmm_out', 'bmm', 'bmm_out'),
     why="FlagGems' Hopper GEMMs (host TMA, autotuned) are slower than cuBLAS in vLLM (+44% single-goal "
-        'latency with them, +7% without) and assert on an unaligned base pointer',
-    source='measured: H200, flag-gems 5.0.2; FlagOS vllm-plugin-FL nvidia_hopper.yaml leaves mm / mm_out too')
+        'latency with them, +7% without) and assert on an unaligned base pointer; 5.0.0\'s fail on Triton 3.6 '
+        '(no triton.tools.tensor_descriptor)',
+    source='measured: H200, flag-gems 5.0.2 and 5.0.0; FlagOS vllm-plugin-FL nvidia_hopper.yaml leaves mm / mm_out '
+           'too')
 
 # vllm-plugin-FL's Ascend list (not measured here: no NPU in this project's CI). The index kernel corrupted
 # gathers in a vision tower: coarse features survive, fine detail decodes as garbage.

@@ -9,9 +9,10 @@ N(0, std) (std 0.02, a trained transformer's scale; 1-D weights of norm layers f
 from the parameter's name, so any two servers of the same architecture and tensor-parallel layout load
 identical weights and the logits spread over several nats.
 
-The numbers are drawn on the CPU with numpy, in parallel chunks, then copied to the device: a GPU
-generator would run through whatever kernels replace aten's (FlagGems has its own ``normal_``) and
-the two servers would no longer share their weights.
+The numbers are drawn on the CPU with numpy, scaled and converted to the parameter's dtype in
+parallel chunks, then copied to the device: a GPU generator would run through whatever kernels
+replace aten's (FlagGems has its own ``normal_``) and the two servers would no longer share their
+weights.
 
 Registered by the ``vllm.general_plugins`` entry point ``robobrain_seeded_weights`` (setup.py); use
 ``--load-format robobrain_seeded`` and optionally ``--model-loader-extra-config '{"seed": 0, "std": 0.02}'``.
@@ -21,6 +22,7 @@ Nothing heavy is imported until vLLM asks for the loader.
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,35 +43,76 @@ def is_norm_weight(name: str, ndim: int) -> bool:
     return ndim == 1 and parts[-1] == 'weight' and ('norm' in module or module.startswith('ln'))
 
 
-def seeded_values(name: str, numel: int, seed: int, std: float, mean: float = 0.0, workers: int = 8):
+def default_workers() -> int:
+    """One drawing thread per CPU this process may run on (numpy and torch release the GIL while filling)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1))
+
+
+def draw_chunk(part, name: str, chunk: int, seed: int, std: float, mean: float) -> None:
+    """Fill ``part`` (float32, chunk ``chunk`` of parameter ``name``) with N(mean, std) numbers.
+
+    Scaling chunk by chunk gives the same float32 numbers as scaling the whole parameter at once
+    (elementwise), and runs in the drawing threads instead of one pass on one core.
+    """
+    import numpy as np
+
+    np.random.default_rng(parameter_seed(seed, name, chunk)).standard_normal(
+        part.shape[0], dtype=np.float32, out=part)
+    part *= np.float32(std)
+    part += np.float32(mean)
+
+
+def chunk_count(numel: int) -> int:
+    return (numel + CHUNK - 1) // CHUNK
+
+
+def seeded_values(name: str, numel: int, seed: int, std: float, mean: float = 0.0,
+                  workers: int | None = None):
     """``numel`` float32 numbers from N(mean, std), the same for the same (seed, name) everywhere."""
     import numpy as np
 
     out = np.empty(numel, dtype=np.float32)
 
     def fill(chunk: int) -> None:
-        start = chunk * CHUNK
-        part = out[start:start + CHUNK]
-        np.random.default_rng(parameter_seed(seed, name, chunk)).standard_normal(
-            part.shape[0], dtype=np.float32, out=part)
+        draw_chunk(out[chunk * CHUNK:(chunk + 1) * CHUNK], name, chunk, seed, std, mean)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(fill, range((numel + CHUNK - 1) // CHUNK)))
-    out *= std
-    out += mean
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+        list(pool.map(fill, range(chunk_count(numel))))
     return out
 
 
-def seed_weights(model, seed: int = 0, std: float = DEFAULT_STD) -> int:
+def seeded_tensor(name: str, numel: int, dtype, seed: int, std: float, mean: float, pool: ThreadPoolExecutor):
+    """The numbers of ``seeded_values`` as a flat CPU tensor of ``dtype``, converted chunk by chunk in ``pool``.
+
+    A 32B model is 33e9 numbers: drawing, scaling and converting them in one thread per step took
+    most of a server's start (63 s of loading for the 7B architecture); every step now runs per chunk
+    on all CPUs, and no float32 copy of a whole parameter is made.
+    """
+    import numpy as np
+    import torch
+
+    flat = torch.empty(numel, dtype=dtype)
+
+    def fill(chunk: int) -> None:
+        start = chunk * CHUNK
+        part = np.empty(min(CHUNK, numel - start), dtype=np.float32)
+        draw_chunk(part, name, chunk, seed, std, mean)
+        flat[start:start + part.shape[0]].copy_(torch.from_numpy(part))
+
+    list(pool.map(fill, range(chunk_count(numel))))
+    return flat
+
+
+def seed_weights(model, seed: int = 0, std: float = DEFAULT_STD, workers: int | None = None) -> int:
     """Fill every parameter of ``model`` (a torch module) in place; returns how many numbers were drawn."""
     import torch
 
     drawn = 0
-    with torch.no_grad():
+    with torch.no_grad(), ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
         for name, param in model.named_parameters():
             mean = 1.0 if is_norm_weight(name, param.dim()) else 0.0
-            values = seeded_values(name, param.numel(), seed, std, mean)
-            param.data.copy_(torch.from_numpy(values).view(param.shape).to(param.dtype))
+            values = seeded_tensor(name, param.numel(), param.dtype, seed, std, mean, pool)
+            param.data.copy_(values.view(param.shape))
             drawn += param.numel()
     return drawn
 
