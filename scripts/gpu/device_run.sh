@@ -22,14 +22,17 @@
 #   wait               until the serve tool's --ready-file exists, it died, or $WAIT_MAX s (default 480) passed
 #   bench:VARIANT[:goal|:compressed|:topic|:full]  paths (b) and (c) through the node at 1 / 8 / 32 goals
 #                      (bench_serving.py): default the rgb8 image in the goal, the same frame as a JPEG in the goal
-#                      and the frame from the camera topic, one after the other; full adds the image budgets. $BENCH_ARGS passes options (e.g. "--single 8 --reps 2").
+#                      and the frame from the camera topic, one after the other; full adds the image budgets.
+#                      $BENCH_ARGS passes options (e.g. "--single 8 --reps 2").
 #   fleet:VARIANT      8 brain nodes (own process, own 640x480 camera at 5 Hz) sharing the running server, 4 Point
 #                      goals each at once, against the same 32 bodies posted directly: `python -m robobrain_ros.bench
 #                      --only fleet` (robobrain_ros/bench/fleet.py) -> $RES/fleet_LABEL.json
 #   consistency:VARIANT  python -m robobrain_ros.consistency against the running server: a native variant is
 #                      compared with itself and saved as the reference of its architecture
 #                      ($RES/consistency_ref_ARCH.json; a carried .gpu/ref/consistency_ref_ARCH.json is used
-#                      when this machine has none); a FlagGems variant is compared with that file.
+#                      when this machine has none); an eager or FlagGems variant is compared with that file,
+#                      a FlagGems one with the same architecture's eager report as the gate's --baseline-file
+#                      when this machine has one (consistency:[32b_]eager first).
 #                      $CONSISTENCY_ARGS passes options (e.g. "--samples DIR").
 #   stop               SIGTERM the serve tool (it stops the server's process group), wait for the GPU memory
 # Environment: FLAGGEMS_VERSION (5.0.2), FLAGGEMS_EXCLUDE (ROBOBRAIN_FLAGGEMS_EXCLUDE for flaggems variants:
