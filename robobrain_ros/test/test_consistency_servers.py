@@ -2,9 +2,12 @@
 
 The session's vllm_server is the reference. The same model served by a second server (behind the vLLM 0.9 API
 emulation, so the old API is covered too) must pass the gate; a copy of the weights with noise must fail it with
-the numerical rows named, through a reference saved to a file (the one-GPU workflow).
+the numerical rows named, through a reference saved to a file (the one-GPU workflow), and pass once a baseline
+as far off is given (--baseline-file).
 """
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -58,14 +61,34 @@ def test_same_model_on_two_servers_passes(vllm_server, same_model_server, tmp_pa
     assert all(row['candidate'] == 100.0 for name, row in rows.items() if name.endswith('answers agree (%)'))
 
 
-def test_perturbed_weights_fail_with_the_rows_named(saved_reference, perturbed_server, tmp_path, capsys):
-    report_path = tmp_path / 'report.json'
-    status = main(['--reference-file', str(saved_reference), '--candidate', perturbed_server.base_url,
-                   '--json', str(report_path)])
-    out = capsys.readouterr().out
+@pytest.fixture(scope='module')
+def perturbed_comparison(saved_reference, perturbed_server, tmp_path_factory):
+    """The perturbed candidate against the saved reference, once: (exit status, printed table, report path)."""
+    report_path = tmp_path_factory.mktemp('perturbed') / 'report.json'
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(['--reference-file', str(saved_reference), '--candidate', perturbed_server.base_url,
+                       '--json', str(report_path)])
+    return status, out.getvalue(), report_path
+
+
+def test_perturbed_weights_fail_with_the_rows_named(perturbed_comparison):
+    status, out, report_path = perturbed_comparison
     assert status == EXIT_FAILED, out
     failing = out.split('consistency gate: FAILED', 1)[1]
     assert 'overall numerical: logprob drift (abs Δ / spread): FAIL' in failing
     report = json.loads(report_path.read_text())
     assert report['passed'] is False
     assert any(line.startswith('overall numerical: logprob drift') for line in report['failed'])
+
+
+def test_a_baseline_as_far_off_as_the_candidate_lets_it_pass(saved_reference, perturbed_server, perturbed_comparison,
+                                                            capsys):
+    """--baseline-file end to end: with the perturbed run itself declared the harmless baseline, the same candidate
+    passes and the widened bounds are printed (a deep model's eager run plays that part on a GPU)."""
+    _, _, baseline = perturbed_comparison
+    status = main(['--reference-file', str(saved_reference), '--candidate', perturbed_server.base_url,
+                   '--baseline-file', str(baseline)])
+    captured = capsys.readouterr()
+    assert status == EXIT_PASSED, captured.out
+    assert 'gate drift at most' in captured.err and 'consistency gate: PASSED' in captured.out
