@@ -16,6 +16,7 @@ import json
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.action.client import ClientGoalHandle
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -38,6 +39,7 @@ from unique_identifier_msgs.msg import UUID
 
 # Action name -> action type, from the one table of the six actions.
 ACTION_TYPES: dict[str, type] = {action.name: action.action_type for action in ACTIONS}
+SPIN_PERIOD = 0.5   # [s] the longest the spinning thread waits before it looks whether the client was closed
 STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: 'succeeded', GoalStatus.STATUS_ABORTED: 'aborted',
                 GoalStatus.STATUS_CANCELED: 'canceled', GoalStatus.STATUS_UNKNOWN: 'unknown'}
 
@@ -138,14 +140,29 @@ class BrainClient:
                          for name, kind in ACTION_TYPES.items()}
         self._executor = SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self.node)
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True, name='brain-client')
         self._thread.start()
 
     def _spin(self) -> None:
-        try:
-            self._executor.spin()
-        except Exception:   # the context was shut down under us: nothing left to spin
-            pass
+        """Spin until closed or the context shuts down, through any one callback's error.
+
+        An exception out of one callback, or out of rclpy itself, would otherwise end this thread silently and with
+        it every response, result and message this client waits for, while graph queries (wait_for_server) still
+        answer. rclpy raises one when an ActionClient is created on a spinning node from another thread: the
+        executor sees it half-built (AttributeError '_lock', ros2/rclpy#1589); the next wait sees it whole.
+        """
+        while not self._closing.is_set() and self._context.ok():
+            try:
+                self._executor.spin_once(timeout_sec=SPIN_PERIOD)
+            except ExternalShutdownException:
+                return
+            except Exception:   # noqa: BLE001 - reported, and the other callbacks keep being served
+                if self._closing.is_set() or not self._context.ok():
+                    return
+                self.node.get_logger().error(
+                    f'a callback of this client failed; still serving the others:\n{traceback.format_exc()}',
+                    throttle_duration_sec=1.0)
 
     def __enter__(self) -> 'BrainClient':
         return self
@@ -154,6 +171,7 @@ class BrainClient:
         self.close()
 
     def close(self) -> None:
+        self._closing.set()
         self._executor.shutdown(timeout_sec=2.0)
         for client in self._clients.values():
             client.destroy()
