@@ -122,7 +122,7 @@ def wait_until_answering(client: ActionClient, timeout: float = 30.0,
         answered = threading.Event()
         # uuid4 is never all zeros (which would mean "cancel every goal").
         nobody = ClientGoalHandle(client, UUID(uuid=list(uuid.uuid4().bytes)), None)
-        submit(lambda: client._cancel_goal_async(nobody).add_done_callback(lambda _: answered.set()))
+        submit(lambda: nobody.cancel_goal_async().add_done_callback(lambda _: answered.set()))
         if answered.wait(min(2.0, max(0.1, end - time.monotonic()))):
             return True
     return False
