@@ -51,6 +51,7 @@ class GoalOutcome:
     answer: Any = None                      # PointsAnswer, BoxAnswer, ... (the action result's `answer`)
     feedback: list[Any] = field(default_factory=list)
     seconds: float = 0.0                    # goal sent -> result received
+    accepted_seconds: float = 0.0           # goal sent -> accepted or rejected by the server
 
     @property
     def status_name(self) -> str:
@@ -186,8 +187,10 @@ class BrainClient:
 
     def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
              timeout: float = 0.0, compressed_image=None):
-        goal = ACTION_TYPES[action].Goal(instruction=instruction, thinking=thinking, max_image_age=max_image_age,
-                                         timeout=timeout)
+        # The message fields are float64 and uint8: `timeout=30` must not reach them as an int (Kilted's generated
+        # code does not check types, and the C conversion then aborts the whole process at send).
+        goal = ACTION_TYPES[action].Goal(instruction=instruction, thinking=int(thinking),
+                                         max_image_age=float(max_image_age), timeout=float(timeout))
         if image is not None:
             goal.image = image
         if compressed_image is not None:
@@ -219,6 +222,7 @@ class BrainClient:
         def on_response(future) -> None:
             goal_handle = future.result()
             handle.outcome.accepted = bool(goal_handle.accepted)
+            handle.outcome.accepted_seconds = time.perf_counter() - handle._start
             if not goal_handle.accepted:
                 handle.outcome.seconds = time.perf_counter() - handle._start
                 handle._accepted.set()

@@ -41,3 +41,15 @@ def test_benchmark_report_is_complete(vllm_server, start_brain, tmp_path):
         assert heading in text
     assert json.loads(json_path.read_text())['overhead']['repetitions'] == 2
     print(report.text_summary(results))
+
+
+def test_the_report_goes_to_the_repository_docs_from_an_installed_package(monkeypatch, tmp_path):
+    # scripts/bench runs the package colcon installed under install/; the report's folder was taken a fixed number
+    # of levels above the module's file, which there is install/robobrain_ros/lib/pythonX.Y, and it was written there.
+    from pathlib import Path
+
+    from robobrain_ros.bench.__main__ import repository_root
+    repo = Path(__file__).resolve().parents[2]
+    assert repository_root() == repo
+    monkeypatch.chdir(tmp_path)   # outside the repository: found from the module's own place
+    assert repository_root() == repo

@@ -211,3 +211,17 @@ def test_the_demo_counts_a_goal_answered_only_when_it_succeeded_with_status_ok()
     assert demo.answered(outcome('succeeded', QueryStatus.OK))
     assert not demo.answered(outcome('succeeded', QueryStatus.UNKNOWN))
     assert not demo.answered(outcome('aborted', QueryStatus.NOT_FOUND))
+
+
+def test_goal_fields_given_as_ints_reach_the_message_as_its_types():
+    # `timeout=30` is what people write. The goal's fields are float64 and uint8; Kilted's generated code does not
+    # check types, and its C conversion aborted the process at send (an assertion), so this runs in a child.
+    code = ('from rclpy.serialization import serialize_message\n'
+            'from robobrain_ros.brain_client import BrainClient\n'
+            "with BrainClient(brain_name='/nobody', node_name='goal_field_types') as client:\n"
+            "    goal = client.goal('point', 'the mug', thinking=2, max_image_age=1, timeout=30)\n"
+            '    serialize_message(goal)\n'
+            '    print(repr(goal.timeout), repr(goal.max_image_age), repr(goal.thinking))\n')
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ['30.0', '1.0', '2']

@@ -11,6 +11,11 @@
     without decoding) or reading the newest frame of the camera topic, published at 15 Hz by this script
     (--node-image topic). Timed from send_goal to the result.
 
+--profile-node PY_SPY: each timed burst of the largest level through the node is sampled by py-spy (non-blocking,
+250 Hz, per thread) in the node and in this process, alternately only the thread holding the GIL (--gil) and
+every thread, idle or not, into LOG_DIR/pyspy_LABEL_N_REP_{node,client}_{gil,all}.txt (collapsed stacks): where
+the time goes in a burst. The node then also reports each garbage collection over 10 ms in its log (GC_WATCH).
+
 Single goals: --single requests, (b) and (c) alternating one by one. N concurrent: N at once, wall time to
 the last answer, --reps times, (b) and (c) alternating. Time to first token: the server's own histogram
 (vllm:time_to_first_token_seconds, /metrics) over each block, plus each client's view. Image budgets
@@ -27,7 +32,9 @@ import base64
 import json
 import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -202,9 +209,31 @@ def raw_body(rgb, budget_name: str, model: str) -> tuple[dict, tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------------------------- (c) node
+GC_WATCH = '''import gc, sys, time
+_start = {}
+def _watch(phase, info):
+    if phase == 'start':
+        _start['t'] = time.perf_counter()
+    elif 't' in _start:
+        ms = (time.perf_counter() - _start.pop('t')) * 1e3
+        if ms > 10:
+            print(f"GC_WATCH generation {info['generation']} {ms:.1f} ms collected {info['collected']}", file=sys.stderr,
+                  flush=True)
+gc.callbacks.append(_watch)
+'''
+
+
+def write_gc_watch(log_dir: Path) -> Path:
+    """A sitecustomize that makes a Python process report each garbage collection over 10 ms on stderr."""
+    folder = log_dir / 'gc_watch'
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'sitecustomize.py').write_text(GC_WATCH)
+    return folder
+
+
 class NodeRunner:
     def __init__(self, base_url: str, model: str, rgb, budget: int, image_mode: str, log_dir: Path,
-                 max_concurrent: int) -> None:
+                 max_concurrent: int, gc_watch: bool = False) -> None:
         import rclpy  # noqa: F401 - fail early when the ROS runtime is missing
         from robobrain_ros.brain_client import BrainClient
         from robobrain_ros.node.image_conversion import rgb_to_image_msg
@@ -219,7 +248,11 @@ class NodeRunner:
             'model.max_pixels': int(budget), 'queries.max_concurrent': max_concurrent,
             'queries.max_queued': 256, 'queries.goal_timeout': 300.0, 'queries.max_image_age': 2.0,
         }
-        self.proc = BrainProcess(params, log_dir=log_dir, env={'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'})
+        env = {'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
+        if gc_watch:
+            env['PYTHONPATH'] = os.pathsep.join(p for p in (str(write_gc_watch(log_dir)), os.environ.get('PYTHONPATH'))
+                                                if p)
+        self.proc = BrainProcess(params, log_dir=log_dir, env=env)
         self.proc.start()
         self.client = BrainClient(node_name='gpu_bench_client')
         # BrainClient's action services keep 1000 requests (robobrain_ros.action_services), as the node's: a burst
@@ -270,7 +303,7 @@ class NodeRunner:
         for o in outcomes:
             info = o.answer.info if o.answer is not None else None
             results.append({
-                'seconds': o.seconds, 'status': o.status_name,
+                'seconds': o.seconds, 'accepted_seconds': o.accepted_seconds, 'status': o.status_name,
                 'code': int(info.status.code) if info else -1,
                 'message': info.status.message[:200] if info else '',
                 'first_token_s': (info.latency.first_token / 1e3) if info else None,
@@ -294,6 +327,36 @@ class NodeRunner:
         self.proc.stop()
 
 
+class NodeSampler:
+    """py-spy sampling the node process and this one (the client, the camera publisher) while one burst runs
+    (collapsed stacks, a file per process and burst)."""
+
+    def __init__(self, py_spy: str, node_pid: int, out_dir: Path) -> None:
+        self.py_spy, self.out_dir = py_spy, out_dir
+        self.pids = {'node': node_pid, 'client': os.getpid()}
+
+    def sampled(self, run, n: int, tag: str, gil_only: bool):
+        samplers = {}
+        for who, pid in self.pids.items():
+            out = self.out_dir / f'pyspy_{tag}_{who}_{"gil" if gil_only else "all"}.txt'
+            cmd = [self.py_spy, 'record', '--pid', str(pid), '--rate', '250', '--nonblocking', '--threads',
+                   '--format', 'raw', '--output', str(out)] + (['--gil'] if gil_only else ['--idle'])
+            samplers[who] = (out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        time.sleep(0.5)   # attached before the burst starts
+        try:
+            return run(n)
+        finally:
+            for who, (out, sampler) in samplers.items():
+                sampler.send_signal(signal.SIGINT)
+                try:
+                    _, err = sampler.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    sampler.kill()
+                    err = 'py-spy did not stop'
+                if sampler.returncode not in (0, None) or not out.exists():
+                    print(f'py-spy ({tag} {who}): rc {sampler.returncode}: {err.strip()[-300:]}', flush=True)
+
+
 # ----------------------------------------------------------------------------------------------- driver
 def summarize(walls: list[float], results: list[dict], n: int, metrics: dict) -> dict:
     ok_codes = {}
@@ -309,7 +372,8 @@ def summarize(walls: list[float], results: list[dict], n: int, metrics: dict) ->
     pre = [r['preprocess_ms'] for r in results if r.get('preprocess_ms')]
     if pre:
         out['node_preprocess_ms_median'] = round(statistics.median(pre), 2)
-    goals = [dict(r['stages_ms'], seconds=round(r['seconds'], 4)) for r in results if r.get('stages_ms')]
+    goals = [dict(r['stages_ms'], seconds=round(r['seconds'], 4), accepted_seconds=round(r['accepted_seconds'], 4))
+             for r in results if r.get('stages_ms')]
     if goals:
         out['node_goals'] = goals
     return out
@@ -331,6 +395,8 @@ def main(argv=None) -> int:
     parser.add_argument('--node-image', choices=['goal', 'compressed', 'topic'], default='goal')
     parser.add_argument('--max-concurrent', type=int, default=32, help='node queries.max_concurrent')
     parser.add_argument('--log-dir', type=Path, default=Path('/tmp/gpu_bench_logs'))
+    parser.add_argument('--profile-node', metavar='PY_SPY', default='',
+                        help='py-spy executable: sample the node during each timed burst of the largest level')
     parser.add_argument('--out', type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -350,7 +416,11 @@ def main(argv=None) -> int:
     node = None
     if 'node' in modes:
         node = NodeRunner(args.base_url, args.model, rgb, DEFAULT_BUDGET, args.node_image,
-                          args.log_dir / f'{args.label}_default', args.max_concurrent)
+                          args.log_dir / f'{args.label}_default', args.max_concurrent, gc_watch=bool(args.profile_node))
+    sampler = None
+    if node and args.profile_node:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+        sampler = NodeSampler(args.profile_node, node.proc.process.pid, args.log_dir)
     runners = {}
     if raw:
         runners['raw'] = lambda n: raw.run(body, n)
@@ -392,7 +462,10 @@ def main(argv=None) -> int:
                 order = list(runners) if rep % 2 == 0 else list(reversed(runners))
                 for name in order:
                     before = scrape(root)
-                    wall, res = runners[name](lvl)
+                    if sampler and name == 'node' and lvl == max(levels):
+                        wall, res = sampler.sampled(runners[name], lvl, f'{args.label}_{lvl}_{rep}', rep % 2 == 0)
+                    else:
+                        wall, res = runners[name](lvl)
                     after = scrape(root)
                     walls[name].append(wall)
                     allres[name].extend(res)

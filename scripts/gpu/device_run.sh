@@ -37,7 +37,8 @@
 #   stop               SIGTERM the serve tool (it stops the server's process group), wait for the GPU memory
 # Environment: FLAGGEMS_VERSION (5.0.2), FLAGGEMS_EXCLUDE (ROBOBRAIN_FLAGGEMS_EXCLUDE for flaggems variants:
 # unset = the plugin's platform default; `diag` = what the last fgdiag suggested), LOAD_FORMAT
-# (robobrain_seeded; `dummy` if the plugin's loader fails), BENCH_ARGS, CONSISTENCY_ARGS, WAIT_MAX.
+# (robobrain_seeded; `dummy` if the plugin's loader fails), BENCH_ARGS, CONSISTENCY_ARGS, WAIT_MAX, PROFILE_NODE
+# (1: bench samples the node with py-spy, unpacked from a carried .gpu/extra/py_spy-*.whl).
 # Every phase appends to /tmp/gpu/results; after each phase results + logs are packed into $OUT/results.tgz
 # and a summary is printed, so a call cut short still returns what it finished.
 set -uo pipefail
@@ -312,6 +313,19 @@ current_server() {   # checks that the running server is VARIANT's; sets LABEL a
   [ -f "$G/ready_$LABEL.json" ] || { echo "server $LABEL is not ready: wait first"; return 1; }
 }
 
+py_spy() {       # the py-spy executable, unpacked once from the carried wheel (pip --target keeps the site's bin/)
+  local spy=$G/py-spy whl
+  if [ ! -x "$spy" ]; then
+    whl=$(ls "$REPO"/.gpu/extra/py_spy-*.whl 2>/dev/null | head -1)
+    [ -n "$whl" ] || return 1
+    "$PY" -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+name = next(n for n in z.namelist() if n.endswith("/scripts/py-spy"))
+open(sys.argv[2], "wb").write(z.read(name))' "$whl" "$spy" && chmod +x "$spy" || return 1
+  fi
+  echo "$spy"
+}
+
 phase_bench() {  # $1 = variant, $2 = goal|compressed|topic|full|'' (goal, compressed and topic)
   local v=$1 mode=${2:-} LABEL MODEL_NAME
   current_server "$v" || return 1
@@ -336,6 +350,11 @@ phase_bench() {  # $1 = variant, $2 = goal|compressed|topic|full|'' (goal, compr
       compressed) name=${LABEL}_compressed; extra=(--node-image compressed) ;;
       full) name=${LABEL}_full; extra=(--budgets "default,401408,raw") ;;
     esac
+    # PROFILE_NODE=1: py-spy (from a carried .gpu/extra/py_spy-*.whl) samples the node in the largest bursts.
+    if [ -n "${PROFILE_NODE:-}" ]; then
+      if py_spy >/dev/null; then extra+=(--profile-node "$(py_spy)"); echo "profiling the node with $(py_spy)"
+      else echo "PROFILE_NODE: no py-spy (carry .gpu/extra/py_spy-*.whl)"; fi
+    fi
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
     node_env "$PY" "$REPO/scripts/gpu/bench_serving.py" --base-url "http://127.0.0.1:$PORT/v1" \
       --model "$MODEL_NAME" --label "$name" --log-dir "$LOGS/node_$name" --out "$RES/gpu_bc_$name.json" \

@@ -17,7 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+
+def repository_root() -> Path | None:
+    """The source tree whose docs/ the report goes to: the working directory's (scripts/bench runs from the
+    repository root), else this file's when it runs from the source tree. Not this file's alone: installed by
+    colcon it lies under install/, and the report went there."""
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / 'docs' / 'BENCHMARKS.md').is_file() and (folder / 'robobrain_interfaces').is_dir():
+                return folder
+    return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,11 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.quick:
         docs = Path(tempfile.mkdtemp(prefix='robobrain-bench-'))
     else:
-        docs = REPO / 'docs'
+        root = repository_root()
+        if root is None:
+            raise SystemExit('cannot find the repository (docs/BENCHMARKS.md): run from its root, or give --out')
+        docs = root / 'docs'
     results: dict = {'quick': args.quick, 'machine': machine(), 'repetitions': plan}
     if args.merge:
         earlier = json.loads(Path(args.merge).read_text())
-        results.update({k: v for k, v in earlier.items() if k not in only and k not in ('quick', 'seconds')})
+        # This run's machine facts (date, load) head the report; the kept sections carry their own load figures.
+        results.update({k: v for k, v in earlier.items() if k not in only and k not in ('quick', 'seconds', 'machine')})
     partial = docs / 'benchmarks' / 'cpu_results.partial.json'
     partial.parent.mkdir(parents=True, exist_ok=True)
 
@@ -159,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text_summary(results))
     # The analysis (what dominates, what was changed) is prose kept next to the raw data and included.
     partial.unlink(missing_ok=True)
-    written = report.write(results, docs, notes_file=REPO / 'docs' / 'benchmarks' / 'cpu_notes.md')
+    root = repository_root()
+    written = report.write(results, docs, notes_file=root / 'docs' / 'benchmarks' / 'cpu_notes.md' if root else None)
     print('written: ' + ', '.join(str(p) for p in written), file=sys.stderr)
     return 0
 

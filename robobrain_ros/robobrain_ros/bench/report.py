@@ -113,7 +113,7 @@ def concurrency_section(r: dict[str, Any]) -> list[str]:
              '(`queries.max_concurrent` 8, `max_queued` 32).', '',
              '| N | node parallel wall ms | node sequential wall ms | direct parallel wall ms | speed-up vs sequential '
              '| node / direct parallel | node per-goal median ms | p95 ms |', '|---|---|---|---|---|---|---|---|']
-    for n, e in r['levels'].items():
+    for n, e in sorted(r['levels'].items(), key=lambda item: int(item[0])):   # JSON keys are strings
         lines.append(f"| {n} | {_ms(e['node_parallel']['wall_ms']['median'])} | "
                      f"{_ms(e['node_sequential']['wall_ms']['median'])} | {_ms(e['direct_parallel']['wall_ms']['median'])} | "
                      f"{e['speedup_vs_sequential']:.2f}x | {e['node_vs_direct_parallel']:.2f} | "

@@ -22,7 +22,7 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -44,6 +44,7 @@ from robobrain_ros.node.latest_only_worker import LatestOnlyWorker
 from robobrain_ros.node.markers import answer_markers
 from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryPipeline, QueryRequest
 from robobrain_ros.node.server_profile import ServerProfile, negotiate
+from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
 from robobrain_ros.protocol import Task, draw_annotations, resolve_model
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
@@ -658,7 +659,7 @@ def main(args: list[str] | None = None) -> None:
     # camera callbacks, timers and new goals flowing whatever the load.
     threads = (node.get_parameter('queries.max_concurrent').value
                + node.get_parameter('queries.max_queued').value + 4)
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = SubmitOnceExecutor(threads)
     executor.add_node(node)
     if node.get_parameter('autostart').value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()

@@ -1,0 +1,96 @@
+"""The brain's executor hands each task to its thread pool once (rclpy's MultiThreadedExecutor: ros2/rclpy#1452).
+
+rclpy's MultiThreadedExecutor submits a task made by create_task (how an action server runs a goal and answers a
+result request) again on every turn until a pool thread starts it, and meanwhile spins without waiting, holding
+the GIL; on the H200 host a burst of 32 goals froze the node for seconds. Real rclpy in this process: a node,
+tasks and a subscription, no brain.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import pytest
+import rclpy
+import rclpy.task
+from rclpy.context import Context
+from rclpy.node import Node
+from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
+from robobrain_ros.testing.brain_process import wait_until
+from std_msgs.msg import String
+
+
+@pytest.fixture
+def context():
+    ctx = Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture
+def spinning(context):
+    """(executor, node, errors): SubmitOnceExecutor with 2 threads spinning a node in a thread of its own; errors
+    collects what spin_once raised."""
+    node = Node('submit_once_test', context=context)
+    executor = SubmitOnceExecutor(2, context=context)
+    executor.add_node(node)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set() and context.ok():
+            try:
+                executor.spin_once(timeout_sec=0.1)
+            except BaseException as exc:   # noqa: BLE001 - the test reads what spin_once raised
+                errors.append(exc)
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    yield executor, node, errors
+    stop.set()
+    thread.join(5.0)
+    executor.shutdown(timeout_sec=5.0)
+    node.destroy_node()
+
+
+def test_a_task_waiting_for_a_thread_is_run_once(spinning, monkeypatch):
+    # Two threads, eight tasks of 0.2 s: six wait in the pool's queue while the executor keeps turning. Every
+    # extra call of a task is a copy the executor submitted (rclpy's Task runs its handler once and returns at
+    # once on later calls); MultiThreadedExecutor made hundreds here.
+    executor, _, errors = spinning
+    calls: collections.Counter = collections.Counter()
+    task_call = rclpy.task.Task.__call__
+
+    def counted(task):
+        calls[id(task)] += 1
+        return task_call(task)
+    monkeypatch.setattr(rclpy.task.Task, '__call__', counted)
+    tasks = [executor.create_task(time.sleep, 0.2) for _ in range(8)]
+    assert wait_until(lambda: all(t.done() for t in tasks), 20.0)
+    assert [calls[id(t)] for t in tasks] == [1] * 8
+    assert errors == []
+
+
+def test_callbacks_and_tasks_all_run(spinning):
+    executor, node, errors = spinning
+    heard = []
+    node.create_subscription(String, 'submit_once_chatter', lambda msg: heard.append(msg.data), 100)
+    publisher = node.create_publisher(String, 'submit_once_chatter', 100)
+    results = [executor.create_task(lambda i=i: i * i) for i in range(50)]
+    assert wait_until(lambda: all(t.done() for t in results), 20.0)
+    assert [t.result() for t in results] == [i * i for i in range(50)]
+    assert wait_until(lambda: publisher.publish(String(data='ping')) or 'ping' in heard, 20.0, period=0.1)
+    assert errors == []
+
+
+def test_an_exception_escaping_a_callback_is_raised_by_spin_once(spinning):
+    # As MultiThreadedExecutor does: the node's main loop ends on it instead of losing the error.
+    executor, _, errors = spinning
+
+    def fails() -> None:
+        raise RuntimeError('callback bug')
+    executor.create_task(fails)
+    assert wait_until(lambda: errors, 20.0)
+    assert isinstance(errors[0], RuntimeError) and 'callback bug' in str(errors[0])
