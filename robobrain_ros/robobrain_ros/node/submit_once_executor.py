@@ -56,7 +56,10 @@ class SubmitOnceExecutor(MultiThreadedExecutor):
                 started = self._in_pool.get(handler)
                 if started is None:
                     started = self._in_pool[handler] = threading.Event()
-                    self._pool.submit(self._run, handler, started)
+                    try:
+                        self._pool.submit(self._run, handler, started)
+                    except RuntimeError:   # shutdown() stopped the pool meanwhile
+                        del self._in_pool[handler]
                     started = None
             if started is not None:   # yielded again before its thread took it (rclpy#1452)
                 started.wait(HANDOFF_WAIT)
@@ -75,6 +78,7 @@ class SubmitOnceExecutor(MultiThreadedExecutor):
                 self._finished.append(handler)
 
     def shutdown(self, timeout_sec: float | None = None, **kwargs: Any) -> bool:
-        done = super().shutdown(timeout_sec, **kwargs)
+        # Callbacks already in the pool finish first, while the executor they report to is whole: a task ending after
+        # rclpy's shutdown destroyed the executor's guard condition failed on it, and the error was never retrieved.
         self._pool.shutdown(wait=kwargs.get('wait_for_threads', True))
-        return done
+        return super().shutdown(timeout_sec, **kwargs)
