@@ -396,7 +396,8 @@ def main(argv=None) -> int:
     parser.add_argument('--max-concurrent', type=int, default=32, help='node queries.max_concurrent')
     parser.add_argument('--log-dir', type=Path, default=Path('/tmp/gpu_bench_logs'))
     parser.add_argument('--profile-node', metavar='PY_SPY', default='',
-                        help='py-spy executable: sample the node during each timed burst of the largest level')
+                        help='py-spy executable: sample the node and this process in each timed burst of the largest '
+                        'level')
     parser.add_argument('--out', type=Path, required=True)
     args = parser.parse_args(argv)
 
