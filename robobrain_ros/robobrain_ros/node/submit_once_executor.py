@@ -29,10 +29,13 @@ from rclpy.executors import (
     ShutdownException,
     TimeoutException,
 )
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
 # The longest the spinning thread waits for a pool thread to start a task it already handed over, before it looks
 # at the rest of the work again; a free thread starts it within microseconds once the GIL is released.
 HANDOFF_WAIT = 0.005   # [s]
+# How many turns in a row may fail to build the wait set before the error is raised (see _spin_once_impl).
+WAIT_SET_RETRIES = 3
 
 
 class SubmitOnceExecutor(MultiThreadedExecutor):
@@ -44,6 +47,7 @@ class SubmitOnceExecutor(MultiThreadedExecutor):
         self._lock = threading.Lock()
         self._in_pool: dict[Any, threading.Event] = {}   # handed over and not returned yet -> set once started
         self._finished: collections.deque = collections.deque()   # handlers that ran to the end: results to check
+        self._failed_wait_sets = 0
 
     def _spin_once_impl(self, timeout_sec: Any = None,
                         wait_condition: Callable[[], bool] = lambda: False) -> None:
@@ -51,7 +55,15 @@ class SubmitOnceExecutor(MultiThreadedExecutor):
             handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
         except (ExternalShutdownException, ShutdownException, TimeoutException, ConditionReachedException):
             pass
+        except (_rclpy.RCLError, _rclpy.InvalidHandle):
+            # An action server destroyed by another thread (the node's cleanup) while this one built the wait set:
+            # rclpy adds it although it could not enter its handle ("action server pointer is invalid"). The next
+            # turn builds the wait set without it; an error that stays is raised.
+            self._failed_wait_sets += 1
+            if self._failed_wait_sets >= WAIT_SET_RETRIES:
+                raise
         else:
+            self._failed_wait_sets = 0
             with self._lock:
                 started = self._in_pool.get(handler)
                 if started is None:
