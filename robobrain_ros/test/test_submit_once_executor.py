@@ -9,6 +9,7 @@ tasks and a subscription, no brain.
 from __future__ import annotations
 
 import collections
+import gc
 import threading
 import time
 
@@ -27,6 +28,9 @@ def context():
     ctx = Context()
     rclpy.init(context=ctx)
     yield ctx
+    # The test's executors, nodes and tasks go before the context they were made in: collected after it (at
+    # interpreter exit), rclpy on Jazzy crashed now and then.
+    gc.collect()
     rclpy.try_shutdown(context=ctx)
 
 
@@ -96,25 +100,12 @@ def test_an_exception_escaping_a_callback_is_raised_by_spin_once(spinning):
     assert isinstance(errors[0], RuntimeError) and 'callback bug' in str(errors[0])
 
 
-def test_an_action_server_destroyed_while_spinning_does_not_end_the_spinning(spinning):
+def test_a_wait_set_that_cannot_be_built_once_is_built_again(context, monkeypatch):
     # The node's cleanup destroys its action servers from an executor thread while the spinning thread builds wait
     # sets; rclpy then adds a destroyed server to one ("action server pointer is invalid", an RCLError out of
-    # spin_once), which ended the node's main loop in CI. Created and destroyed here 300 times in a row.
-    from rclpy.action import ActionServer
-
-    from robobrain_interfaces.action import Point
-    _, node, errors = spinning
-    node.create_timer(0.0005, lambda: None)   # the spinning thread builds a wait set every turn, many a second
-    for i in range(300):
-        server = ActionServer(node, Point, f'submit_once_point_{i % 3}', execute_callback=lambda handle: None)
-        time.sleep(0.002)
-        server.destroy()
-    time.sleep(0.3)
-    assert errors == []
-
-
-def test_a_wait_set_that_cannot_be_built_once_is_built_again(context, monkeypatch):
-    # What rclpy raises in the race above, on cue: one failed turn is passed over, an error that stays is raised.
+    # spin_once), which ended the node's main loop in CI. Provoking the race itself also crashes the interpreter
+    # now and then (rclpy on Jazzy), so rclpy's error is raised here on cue: a failed turn is passed over, an error
+    # that stays is raised.
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
     from robobrain_ros.node import submit_once_executor
@@ -135,9 +126,10 @@ def test_a_wait_set_that_cannot_be_built_once_is_built_again(context, monkeypatc
         executor.spin_once(timeout_sec=0.1)   # the failed build
         assert wait_until(lambda: executor.spin_once(timeout_sec=0.1) or done.done(), 10.0)
         assert done.result() == 'ran'
-        failures.extend([1] * submit_once_executor.WAIT_SET_RETRIES)
+        failures.extend([1] * 100000)   # a failure that stays: raised once it lasted WAIT_SET_FAILURE_LIMIT
+        began = time.monotonic()
         with pytest.raises(_rclpy.RCLError):
-            for _ in range(submit_once_executor.WAIT_SET_RETRIES):
+            while time.monotonic() - began < 10 * submit_once_executor.WAIT_SET_FAILURE_LIMIT:
                 executor.spin_once(timeout_sec=0.1)
     finally:
         executor.shutdown(timeout_sec=5.0)

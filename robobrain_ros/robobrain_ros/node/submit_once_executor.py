@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -34,8 +35,11 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 # The longest the spinning thread waits for a pool thread to start a task it already handed over, before it looks
 # at the rest of the work again; a free thread starts it within microseconds once the GIL is released.
 HANDOFF_WAIT = 0.005   # [s]
-# How many turns in a row may fail to build the wait set before the error is raised (see _spin_once_impl).
-WAIT_SET_RETRIES = 3
+# How long the wait set may keep failing to build before the error is raised (see _spin_once_impl): a destroyed
+# action server leaves the node within microseconds, a cleanup destroys six in a row.
+WAIT_SET_FAILURE_LIMIT = 1.0   # [s]
+# The pause after a failed build, so a failure that stays does not spin the thread.
+WAIT_SET_RETRY_PAUSE = 0.001   # [s]
 
 
 class SubmitOnceExecutor(MultiThreadedExecutor):
@@ -47,7 +51,7 @@ class SubmitOnceExecutor(MultiThreadedExecutor):
         self._lock = threading.Lock()
         self._in_pool: dict[Any, threading.Event] = {}   # handed over and not returned yet -> set once started
         self._finished: collections.deque = collections.deque()   # handlers that ran to the end: results to check
-        self._failed_wait_sets = 0
+        self._failing_since = 0.0   # [s] time.monotonic() of the first failed wait-set build in a row, 0 = none
 
     def _spin_once_impl(self, timeout_sec: Any = None,
                         wait_condition: Callable[[], bool] = lambda: False) -> None:
@@ -58,12 +62,14 @@ class SubmitOnceExecutor(MultiThreadedExecutor):
         except (_rclpy.RCLError, _rclpy.InvalidHandle):
             # An action server destroyed by another thread (the node's cleanup) while this one built the wait set:
             # rclpy adds it although it could not enter its handle ("action server pointer is invalid"). The next
-            # turn builds the wait set without it; an error that stays is raised.
-            self._failed_wait_sets += 1
-            if self._failed_wait_sets >= WAIT_SET_RETRIES:
+            # turn builds the wait set without it; an error that stays for WAIT_SET_FAILURE_LIMIT is raised.
+            now = time.monotonic()
+            self._failing_since = self._failing_since or now
+            if now - self._failing_since > WAIT_SET_FAILURE_LIMIT:
                 raise
+            time.sleep(WAIT_SET_RETRY_PAUSE)
         else:
-            self._failed_wait_sets = 0
+            self._failing_since = 0.0
             with self._lock:
                 started = self._in_pool.get(handler)
                 if started is None:
