@@ -11,6 +11,8 @@ from __future__ import annotations
 import http.server
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -168,6 +170,29 @@ def test_deactivate_ends_running_goals_and_cleanup_configure_serve_again(running
     answered = brain.client.query('point', 'the cup', image=goal_image(), wait_timeout=60.0)
     assert answered.status == GoalStatus.STATUS_SUCCEEDED, answered.answer.info.status.message
     assert brain.process.alive() and 'Traceback' not in brain.process.log()
+
+
+def test_timer_callbacks_dispatched_before_a_teardown_find_nothing_to_use(server):
+    # The stop (SIGINT) and the cleanup tear the node down in one thread while the executor spins in another: a
+    # /diagnostics or health-probe timer callback dispatched just before then ran on a destroyed publisher
+    # (InvalidHandle: the node exited with code 1, twice in a CI run) or a stopped request loop. Here such a
+    # callback runs after the teardown, in a child process: a real BrainNode, configured, no executor needed.
+    code = ('import rclpy\n'
+            'from rclpy.lifecycle import TransitionCallbackReturn\n'
+            'from rclpy.parameter import Parameter\n'
+            'from robobrain_ros.node.brain_node import BrainNode\n'
+            'rclpy.init()\n'
+            "node = BrainNode(parameter_overrides=[Parameter('server.base_urls', value=[%r])])\n"
+            'assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS\n'
+            'node._teardown()\n'
+            'node._publish_diagnostics()\n'
+            'node._probe_server()\n'
+            'node.destroy_node()\n'
+            'rclpy.shutdown()\n'
+            "print('survived')\n") % server.base_url
+    run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ['survived']
 
 
 class _NotJsonModels(http.server.BaseHTTPRequestHandler):

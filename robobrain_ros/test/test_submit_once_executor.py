@@ -100,6 +100,22 @@ def test_an_exception_escaping_a_callback_is_raised_by_spin_once(spinning):
     assert isinstance(errors[0], RuntimeError) and 'callback bug' in str(errors[0])
 
 
+def test_a_callback_finding_its_entity_destroyed_meanwhile_is_logged_not_raised(spinning, capfd):
+    # A lifecycle cleanup or a stop destroys publishers and action servers while the executor spins: a callback
+    # dispatched just before (a timer publishing /diagnostics, a goal request to a destroyed action server) meets
+    # rclpy's InvalidHandle. It ended the node's main loop (exit code 1 on SIGINT, twice in a CI run).
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+    executor, node, errors = spinning
+    publisher = node.create_publisher(String, 'submit_once_destroyed', 10)
+    node.destroy_publisher(publisher)
+    used = executor.create_task(lambda: publisher.publish(String(data='late')))
+    assert wait_until(used.done, 20.0)
+    assert isinstance(used.exception(), _rclpy.InvalidHandle)
+    time.sleep(0.3)   # turns of the executor after the task ended: where it would have been raised
+    assert errors == []
+    assert wait_until(lambda: 'entity destroyed after it was dispatched' in capfd.readouterr().err, 5.0)
+
+
 def test_a_wait_set_that_cannot_be_built_once_is_built_again(context, monkeypatch):
     # The node's cleanup destroys its action servers from an executor thread while the spinning thread builds wait
     # sets; rclpy then adds a destroyed server to one ("action server pointer is invalid", an RCLError out of

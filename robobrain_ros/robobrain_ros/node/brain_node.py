@@ -75,6 +75,7 @@ class BrainNode(LifecycleNode):
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._frames = FrameCache()
         self._runner: GenerationRunner | None = None
+        self._diagnostics_pub: Publisher | None = None
         self._pipeline: QueryPipeline | None = None
         self._annotator: LatestOnlyWorker | None = None
         self._active = False
@@ -89,6 +90,9 @@ class BrainNode(LifecycleNode):
         self._last_latency_ms = 0.0
         self._last_error = ''
         self._entities: list = []    # everything created in on_configure, destroyed in on_cleanup
+        # Held by the timer callbacks while they run and by _teardown while it takes their publisher and runner
+        # away: a callback the executor dispatched before the teardown runs to its end or finds nothing to use.
+        self._teardown_lock = threading.Lock()
 
     # ---------------------------------------------------------------- lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -170,7 +174,12 @@ class BrainNode(LifecycleNode):
         if self._annotator is not None:
             self._annotator.stop()
             self._annotator = None
-        for entity in self._entities:
+        with self._teardown_lock:
+            # Newest first: the timers go before the publisher and the runner they use.
+            entities, self._entities = self._entities[::-1], []
+            runner, self._runner = self._runner, None
+            self._diagnostics_pub = None
+        for entity in entities:
             if isinstance(entity, ActionServer):
                 entity.destroy()
             elif isinstance(entity, Timer):
@@ -179,10 +188,8 @@ class BrainNode(LifecycleNode):
                 self.destroy_subscription(entity)
             elif isinstance(entity, Publisher):
                 self.destroy_publisher(entity)
-        self._entities.clear()
-        if self._runner is not None:
-            self._runner.stop()
-            self._runner = None
+        if runner is not None:
+            runner.stop()
         with self._profiles_lock:
             self._profiles.clear()
             self._negotiation_errors.clear()
@@ -428,15 +435,16 @@ class BrainNode(LifecycleNode):
         errors = []
         for url in runner.client.base_urls:
             try:
-                return self._store_profile(url, runner.call(self._negotiate(url), timeout=NEGOTIATION_TIMEOUT))
+                profile = runner.call(self._negotiate(runner.client, url), timeout=NEGOTIATION_TIMEOUT)
+                return self._store_profile(url, profile)
             except ChatClientError as exc:
                 errors.append(str(exc))
             except concurrent.futures.TimeoutError:
                 errors.append(f'{url}: negotiation took longer than {NEGOTIATION_TIMEOUT:g} s')
         raise ServerUnreachable('no model server answered: ' + '; '.join(errors))
 
-    async def _negotiate(self, url: str) -> ServerProfile:
-        return await negotiate(self._runner.client, url, parameters.negotiation_settings(parameters.values(self)))
+    async def _negotiate(self, client: ChatClient, url: str) -> ServerProfile:
+        return await negotiate(client, url, parameters.negotiation_settings(parameters.values(self)))
 
     def _store_profile(self, url: str, profile: ServerProfile) -> ServerProfile:
         with self._profiles_lock:
@@ -467,17 +475,19 @@ class BrainNode(LifecycleNode):
                                     'SERVER_UNREACHABLE until it answers: /diagnostics tells when')
         for url in reachable:
             try:
-                self._store_profile(url, runner.call(self._negotiate(url), timeout=NEGOTIATION_TIMEOUT))
+                self._store_profile(url, runner.call(self._negotiate(runner.client, url),
+                                                     timeout=NEGOTIATION_TIMEOUT))
             except (ChatClientError, concurrent.futures.TimeoutError) as exc:
                 self._negotiation_errors[url] = str(exc) or type(exc).__name__
                 self.get_logger().error(f'{url}: negotiation failed: {self._negotiation_errors[url]}')
 
     def _probe_server(self) -> None:
-        runner = self._runner
-        if runner is None or self._health_pending:
-            return
-        self._health_pending = True
-        future = runner.submit_coroutine(runner.client.check_health())
+        with self._teardown_lock:   # a runner stopped meanwhile would never run the check, nor say so
+            runner = self._runner
+            if runner is None or self._health_pending:
+                return
+            self._health_pending = True
+            future = runner.submit_coroutine(runner.client.check_health())
 
         def store(done) -> None:
             self._health_pending = False
@@ -499,7 +509,7 @@ class BrainNode(LifecycleNode):
         if runner is None:
             return
         self._negotiating.add(url)
-        future = runner.submit_coroutine(self._negotiate(url))
+        future = runner.submit_coroutine(self._negotiate(runner.client, url))
 
         def store(done) -> None:
             self._negotiating.discard(url)
@@ -517,7 +527,9 @@ class BrainNode(LifecycleNode):
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [self._server_status(), self._camera_status()]
-        self._diagnostics_pub.publish(array)
+        with self._teardown_lock:
+            if self._diagnostics_pub is not None:   # None: torn down after this call was dispatched
+                self._diagnostics_pub.publish(array)
 
     def _server_status(self) -> DiagnosticStatus:
         # The fully qualified name: two brains in two namespaces are told apart.

@@ -12,7 +12,9 @@ spinning thread held the GIL 92% of the time, in that scan; docs/BENCHMARKS.md).
 Here a task already handed to the pool is not submitted again: the spinning thread waits briefly for a pool
 thread to start it (the wait releases the GIL), and finished work is collected without a scan. Everything else is
 MultiThreadedExecutor's: the waiting, the callback groups, spin(), spin_until_future_complete(), shutdown(), and an
-exception escaping a callback is raised from spin_once() as there.
+exception escaping a callback is raised from spin_once() as there, save one: a callback that found an entity
+destroyed after it was dispatched (rclpy's InvalidHandle) is logged, as is a wait set that failed to build for the
+same reason.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rclpy.executors import (
     TimeoutException,
 )
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.logging import get_logger
 
 # The longest the spinning thread waits for a pool thread to start a task it already handed over, before it looks
 # at the rest of the work again; a free thread starts it within microseconds once the GIL is released.
@@ -40,6 +43,9 @@ HANDOFF_WAIT = 0.005   # [s]
 WAIT_SET_FAILURE_LIMIT = 1.0   # [s]
 # The pause after a failed build, so a failure that stays does not spin the thread.
 WAIT_SET_RETRY_PAUSE = 0.001   # [s]
+
+
+_logger = get_logger('robobrain_executor')
 
 
 class SubmitOnceExecutor(MultiThreadedExecutor):
@@ -82,7 +88,14 @@ class SubmitOnceExecutor(MultiThreadedExecutor):
             if started is not None:   # yielded again before its thread took it (rclpy#1452)
                 started.wait(HANDOFF_WAIT)
         while self._finished:
-            self._finished.popleft().result()   # raises what the callback raised, as MultiThreadedExecutor does
+            finished = self._finished.popleft()
+            try:
+                finished.result()   # raises what the callback raised, as MultiThreadedExecutor does
+            except _rclpy.InvalidHandle as exc:
+                # A callback dispatched before another thread destroyed what it uses (a lifecycle cleanup destroys
+                # the node's action servers while goal requests may be in flight): that entity's work cannot be
+                # done any more, and the node is not broken by it.
+                _logger.warning(f'a callback ran into an entity destroyed after it was dispatched: {exc}')
 
     def _run(self, handler: Any, started: threading.Event) -> None:
         started.set()
