@@ -53,3 +53,20 @@ def test_the_report_goes_to_the_repository_docs_from_an_installed_package(monkey
     assert repository_root() == repo
     monkeypatch.chdir(tmp_path)   # outside the repository: found from the module's own place
     assert repository_root() == repo
+
+
+def test_goal_intake_benchmark_runs_both_ways_and_writes_its_section(tmp_path):
+    # Two node processes against a scripted server: the shipped node and one taking a request per turn (the run
+    # raises when that node did not load its shim, so the comparison cannot silently be the shipped node twice).
+    from robobrain_ros.bench import intake
+    results = intake.run(bursts=1, sizes=(4,), log=lambda message: None)
+    for way in intake.WAYS:
+        assert results['summary']['4'][way]['succeeded'] == 4
+        assert len(results['samples']['4'][way][0]['accepted_ms']) == 4
+    (tmp_path / 'BENCHMARKS.md').write_text('# Benchmarks\n\n## Goal intake\n\n' + intake.START + '\nold\n'
+                                            + intake.END + '\n\nAfter.\n')
+    md_path, json_path = intake.write(results, tmp_path)
+    text = md_path.read_text()
+    assert 'old' not in text and text.count(intake.START) == 1 and text.rstrip().endswith('After.')
+    assert "one request per executor turn (rclpy's ActionServer)" in text
+    assert json.loads(json_path.read_text())['sizes'] == [4]

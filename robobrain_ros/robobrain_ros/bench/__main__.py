@@ -3,7 +3,8 @@
 Starts a vLLM CPU server with the tiny model (unless --server names one) and a brain node process, runs
 overhead, concurrency, image budget, memory and fleet (8 brain nodes on one server) measurements, prints them and writes BENCHMARKS.md sections
 plus the raw JSON; `frames` (camera frames between processes, issue 14) starts a node and a camera process per
-case and writes its own section and benchmarks/frames.json. --quick is a short run (a smoke test) that writes to a temporary folder unless --out is
+case and writes its own section and benchmarks/frames.json; `intake` (goals sent at once: time to acceptance,
+against a scripted server) writes its own section and benchmarks/intake.json. --quick is a short run (a smoke test) that writes to a temporary folder unless --out is
 given.
 """
 
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--merge', default='', help='results JSON of an earlier (partial) run: its sections are kept '
                         'unless run again')
     parser.add_argument('--only', default='', help='comma list among overhead,breakdown,concurrency,image_budget,memory,'
-                        'fleet,frames')
+                        'fleet,frames,intake')
     parser.add_argument('--frames-server', choices=('model', 'scripted'), default='model',
                         help="frames: goals against the tiny model (default) or a ScriptedServer (no model work)")
     parser.add_argument('--frames-cases', default='', help='frames: comma list of cases (default: all; see '
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         fleet,
         frames,
         image_budget,
+        intake,
         memory,
         overhead,
         report,
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = {'overhead': 8 if args.quick else 60, 'breakdown': 5 if args.quick else 40,
             'concurrency': 1 if args.quick else 5, 'image_budget': 2 if args.quick else 12,
-            'memory': 1 if args.quick else 5, 'fleet': 1 if args.quick else 5, 'frames': 5 if args.quick else 60}
+            'memory': 1 if args.quick else 5, 'fleet': 1 if args.quick else 5, 'frames': 5 if args.quick else 60,
+            'intake': 1 if args.quick else 8}
     only = [s for s in args.only.split(',') if s] or list(plan)
     if args.out:
         docs = Path(args.out)
@@ -155,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             frame_results = frames.run(frames_url, frames_model, plan['frames'], cases)
             print(frames.text_summary(frame_results))
             print('written: ' + ', '.join(str(p) for p in frames.write(frame_results, docs)), file=sys.stderr)
+        if 'intake' in only:   # two brain nodes of its own and a scripted server
+            print('== goal intake', file=sys.stderr)
+            intake_results = intake.run(plan['intake'], log=lambda m: print(m, file=sys.stderr, flush=True))
+            print(intake.text_summary(intake_results))
+            print('written: ' + ', '.join(str(p) for p in intake.write(intake_results, docs)), file=sys.stderr)
     finally:
         if scripted is not None:
             scripted.stop()
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             brain.stop()
         if server is not None:
             server.stop()
-    if not [s for s in only if s != 'frames']:
+    if not [s for s in only if s not in ('frames', 'intake')]:
         partial.unlink(missing_ok=True)
         return 0
     results['machine']['load_at_end'] = load()

@@ -31,6 +31,7 @@ import psutil
 
 from robobrain_ros.bench.common import INSTRUCTION, load, node_params, summary
 from robobrain_ros.bench.memory import RssSampler
+from robobrain_ros.bench.report import write_marked_section
 
 TOPIC = '/robobrain_bench_frames/image'
 NODE_NAME = 'robobrain_frames'
@@ -319,17 +320,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write(results: dict[str, Any], docs: Path) -> list[Path]:
     """docs/benchmarks/frames.json, and the table between the camera-frames markers of docs/BENCHMARKS.md."""
-    (docs / 'benchmarks').mkdir(parents=True, exist_ok=True)
-    json_path = docs / 'benchmarks' / JSON_NAME
-    json_path.write_text(json.dumps(results, indent=1, sort_keys=True) + '\n')
-    md_path = docs / 'BENCHMARKS.md'
-    existing = md_path.read_text() if md_path.is_file() else '# Benchmarks\n'
-    if START in existing and END in existing:
-        head, rest = existing.split(START, 1)
-        md_path.write_text(head + markdown(results).rstrip('\n') + rest.split(END, 1)[1])
-    else:
-        md_path.write_text(existing.rstrip('\n') + '\n\n## Camera frames\n\n' + markdown(results))
-    return [md_path, json_path]
+    return write_marked_section(docs, START, END, 'Camera frames', markdown(results), JSON_NAME, results)
 
 
 def text_summary(results: dict[str, Any]) -> str:

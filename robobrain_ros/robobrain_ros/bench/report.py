@@ -228,6 +228,24 @@ def write(results: dict[str, Any], docs: Path, notes_file: Path | None = None) -
     return [md_path, json_path]
 
 
+def write_marked_section(docs: Path, start: str, end: str, heading: str, section: str, json_name: str,
+                         results: dict[str, Any]) -> list[Path]:
+    """docs/benchmarks/json_name, and section (from start to end) in docs/BENCHMARKS.md: in place of the one there,
+    else appended under heading. A section that one benchmark writes on its own (frames, intake)."""
+    docs = Path(docs)
+    (docs / 'benchmarks').mkdir(parents=True, exist_ok=True)
+    json_path = docs / 'benchmarks' / json_name
+    json_path.write_text(json.dumps(results, indent=1, sort_keys=True) + '\n')
+    md_path = docs / 'BENCHMARKS.md'
+    existing = md_path.read_text() if md_path.is_file() else '# Benchmarks\n'
+    if start in existing and end in existing:
+        head, rest = existing.split(start, 1)
+        md_path.write_text(head + section.rstrip('\n') + rest.split(end, 1)[1])
+    else:
+        md_path.write_text(existing.rstrip('\n') + f'\n\n## {heading}\n\n' + section)
+    return [md_path, json_path]
+
+
 def text_summary(results: dict[str, Any]) -> str:
     """A short plain-text digest for the terminal."""
     out = []

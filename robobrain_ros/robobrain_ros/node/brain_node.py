@@ -37,6 +37,7 @@ from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig, Serv
 from robobrain_ros.client.generation import GenerationRunner
 from robobrain_ros.node import parameters
 from robobrain_ros.node.answer_messages import answer_message
+from robobrain_ros.node.draining_action_server import DrainingActionServer
 from robobrain_ros.node.frame_cache import CachedFrame, FrameCache
 from robobrain_ros.node.goal_registry import GoalRegistry
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
@@ -260,7 +261,7 @@ class BrainNode(LifecycleNode):
     def _create_action_servers(self, result_timeout: int) -> None:
         group = ReentrantCallbackGroup()
         for action in ACTIONS:
-            self._entities.append(ActionServer(
+            self._entities.append(DrainingActionServer(
                 self, action.action_type, f'~/{action.name}',
                 execute_callback=lambda handle, a=action: self._execute(handle, a),
                 goal_callback=self._on_goal, cancel_callback=self._on_cancel,
