@@ -6,14 +6,10 @@ it was sent on the H200 host. Real rclpy in this process: an action server node 
 
 from __future__ import annotations
 
-import gc
 import time
 
-import pytest
-import rclpy
 from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
-from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from robobrain_ros.node.draining_action_server import DrainingActionServer
@@ -23,18 +19,9 @@ from robobrain_interfaces.action import Point
 GOALS = 8
 
 
-@pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    gc.collect()   # what was made in the context goes before it (see test_submit_once_executor.py)
-    rclpy.try_shutdown(context=ctx)
-
-
-def test_goals_waiting_together_are_accepted_in_one_turn_and_all_answered(context):
-    server_node = Node('draining_server', context=context)
-    client_node = Node('draining_client', context=context)
+def test_goals_waiting_together_are_accepted_in_one_turn_and_all_answered(ros_context):
+    server_node = Node('draining_server', context=ros_context)
+    client_node = Node('draining_client', context=ros_context)
     accepted = []
 
     def on_accepted(goal_handle) -> None:
@@ -50,9 +37,9 @@ def test_goals_waiting_together_are_accepted_in_one_turn_and_all_answered(contex
     server = DrainingActionServer(server_node, Point, 'draining_point', execute_callback=execute,
                                   handle_accepted_callback=on_accepted)
     client = ActionClient(client_node, Point, 'draining_point')
-    server_executor = SingleThreadedExecutor(context=context)
+    server_executor = SingleThreadedExecutor(context=ros_context)
     server_executor.add_node(server_node)
-    client_executor = SingleThreadedExecutor(context=context)
+    client_executor = SingleThreadedExecutor(context=ros_context)
     client_executor.add_node(client_node)
     try:
         assert client.wait_for_server(timeout_sec=20.0)

@@ -9,14 +9,12 @@ tasks and a subscription, no brain.
 from __future__ import annotations
 
 import collections
-import gc
 import threading
 import time
 
 import pytest
 import rclpy
 import rclpy.task
-from rclpy.context import Context
 from rclpy.node import Node
 from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
 from robobrain_ros.testing.brain_process import wait_until
@@ -24,28 +22,17 @@ from std_msgs.msg import String
 
 
 @pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    # The test's executors, nodes and tasks go before the context they were made in: collected after it (at
-    # interpreter exit), rclpy on Jazzy crashed now and then.
-    gc.collect()
-    rclpy.try_shutdown(context=ctx)
-
-
-@pytest.fixture
-def spinning(context):
+def spinning(ros_context):
     """(executor, node, errors): SubmitOnceExecutor with 2 threads spinning a node in a thread of its own; errors
     collects what spin_once raised."""
-    node = Node('submit_once_test', context=context)
-    executor = SubmitOnceExecutor(2, context=context)
+    node = Node('submit_once_test', context=ros_context)
+    executor = SubmitOnceExecutor(2, context=ros_context)
     executor.add_node(node)
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def spin() -> None:
-        while not stop.is_set() and context.ok():
+        while not stop.is_set() and ros_context.ok():
             try:
                 executor.spin_once(timeout_sec=0.1)
             except BaseException as exc:   # noqa: BLE001 - the test reads what spin_once raised
@@ -116,7 +103,7 @@ def test_a_callback_finding_its_entity_destroyed_meanwhile_is_logged_not_raised(
     assert wait_until(lambda: 'entity destroyed after it was dispatched' in capfd.readouterr().err, 5.0)
 
 
-def test_a_wait_set_that_cannot_be_built_once_is_built_again(context, monkeypatch):
+def test_a_wait_set_that_cannot_be_built_once_is_built_again(ros_context, monkeypatch):
     # The node's cleanup destroys its action servers from an executor thread while the spinning thread builds wait
     # sets; rclpy then adds a destroyed server to one ("action server pointer is invalid", an RCLError out of
     # spin_once), which ended the node's main loop in CI. Provoking the race itself also crashes the interpreter
@@ -125,8 +112,8 @@ def test_a_wait_set_that_cannot_be_built_once_is_built_again(context, monkeypatc
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
     from robobrain_ros.node import submit_once_executor
-    node = Node('submit_once_wait_set', context=context)
-    executor = SubmitOnceExecutor(2, context=context)
+    node = Node('submit_once_wait_set', context=ros_context)
+    executor = SubmitOnceExecutor(2, context=ros_context)
     executor.add_node(node)
     build = executor.wait_for_ready_callbacks
     failures = [1]

@@ -8,12 +8,14 @@
   servers answer; stopped with SIGINT at the end of the test module, where it must exit with code 0 within
   STOP_TIMEOUT (else the module's last test errors in teardown, with the node's log).
 - `camera`: publishes synthetic frames (and optional depth + camera_info) on the topics a brain listens to.
+- `ros_context`: an rclpy Context of the test's own, for in-process tests of rclpy parts (executors, servers).
 
 ROS traffic stays on loopback, in a DDS domain chosen for this run (ROS_DOMAIN_ID), set before rclpy starts.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import threading
@@ -27,6 +29,19 @@ STOP_TIMEOUT = 10.0   # [s] from SIGINT to the node's exit, at the end of each t
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
+
+
+@pytest.fixture
+def ros_context():
+    import rclpy
+    from rclpy.context import Context
+    context = Context()
+    rclpy.init(context=context)
+    yield context
+    # The test's executors, nodes and tasks go before the context they were made in: collected after it (at
+    # interpreter exit), rclpy on Jazzy crashed now and then.
+    gc.collect()
+    rclpy.try_shutdown(context=context)
 
 
 @pytest.fixture(scope='session')
