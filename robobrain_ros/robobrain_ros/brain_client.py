@@ -40,6 +40,13 @@ from unique_identifier_msgs.msg import UUID
 # Action name -> action type, from the one table of the six actions.
 ACTION_TYPES: dict[str, type] = {action.name: action.action_type for action in ACTIONS}
 SPIN_PERIOD = 0.5   # [s] the longest the spinning thread waits before it looks whether the client was closed
+# How long an answer may be missing before GoalHandle.wait() asks again: a cancel request without an answer, a goal
+# the status topic says ended without its result (see GoalHandle).
+RECOVERY_PERIOD = 2.0   # [s]
+# How long brain_query waits for a goal to end after Ctrl-C canceled it: the brain aborts the server request at
+# once, but a loaded machine can take seconds to say so.
+CANCEL_WAIT = 30.0   # [s]
+ENDED_STATUSES = (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED)
 STATUS_NAMES = {GoalStatus.STATUS_SUCCEEDED: 'succeeded', GoalStatus.STATUS_ABORTED: 'aborted',
                 GoalStatus.STATUS_CANCELED: 'canceled', GoalStatus.STATUS_UNKNOWN: 'unknown'}
 
@@ -64,21 +71,35 @@ class GoalOutcome:
 
 
 class GoalHandle:
-    """A goal in flight: wait() for its outcome, cancel() it."""
+    """A goal in flight: wait() for its outcome, cancel() it.
+
+    While wait() waits it also recovers what the middleware can lose between two processes: a cancel request or its
+    answer (the cancel is sent again; cancelling twice is harmless) and a result answer (asked for again once the
+    status topic says the goal ended). Without that, a lost answer left the caller waiting for a goal long over.
+    """
 
     def __init__(self, in_executor: Callable[[Callable[[], Any]], None]) -> None:
-        self._in_executor = in_executor    # runs a call on the client's executor thread (see BrainClient._in_executor)
+        self._in_executor = in_executor    # runs a call on the client's executor thread (see BrainClient.in_executor)
         self.outcome = GoalOutcome(accepted=False)
         self._done = threading.Event()
         self._accepted = threading.Event()
         self._handle = None
         self._lock = threading.Lock()
         self._cancel_requested = False
+        self._cancel_sent = 0.0        # time.monotonic() of the last cancel request sent, 0 = none
+        self._cancel_answer: bool | None = None   # the server's answer: True = canceling, False = refused
+        self._ended_seen = 0.0         # time.monotonic() the status topic first said the goal ended, 0 = not yet
+        self._result_asked = 0.0       # time.monotonic() of the last result request
         self._start = time.perf_counter()
 
     def wait(self, timeout: float | None = None) -> GoalOutcome:
-        if not self._done.wait(timeout):
-            raise TimeoutError(f'no result within {timeout} s')
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._done.is_set():
+            left = RECOVERY_PERIOD if end is None else min(RECOVERY_PERIOD, end - time.monotonic())
+            if left <= 0:
+                raise TimeoutError(f'no result within {timeout} s')
+            if not self._done.wait(left):
+                self._recover_lost_answers()
         return self.outcome
 
     def wait_accepted(self, timeout: float | None = None) -> bool:
@@ -93,14 +114,75 @@ class GoalHandle:
             self._cancel_requested = True
             handle = self._handle
         if handle is not None:
-            self._in_executor(handle.cancel_goal_async)
+            self._send_cancel(handle)
+
+    @property
+    def cancel_state(self) -> str:
+        """Where the cancel stands, in words (for a caller that gave up waiting)."""
+        with self._lock:
+            if not self._cancel_requested:
+                return 'no cancel was asked for'
+            if self._handle is None:
+                return 'the server never answered the goal, so no cancel could be sent'
+            if self._cancel_answer is None:
+                return 'the server never answered the cancel'
+            if not self._cancel_answer:
+                return 'the server refused the cancel (the goal had ended or was unknown to it)'
+            if self._ended_seen:
+                return 'the server canceled the goal, but its result never came'
+            return 'the server accepted the cancel, but the goal has not ended'
+
+    def _send_cancel(self, handle) -> None:
+        with self._lock:
+            self._cancel_sent = time.monotonic()
+        self._in_executor(lambda: handle.cancel_goal_async().add_done_callback(self._on_cancel_answer))
+
+    def _on_cancel_answer(self, future) -> None:
+        goal_id = bytes(self._handle.goal_id.uuid)
+        canceling = any(bytes(g.goal_id.uuid) == goal_id for g in future.result().goals_canceling)
+        with self._lock:
+            # One answer "canceling" is enough: a resent cancel for a goal already canceling may be refused.
+            self._cancel_answer = self._cancel_answer or canceling
+
+    def _ask_result(self, handle) -> None:
+        with self._lock:
+            self._result_asked = time.monotonic()
+        self._in_executor(lambda: handle.get_result_async().add_done_callback(self._on_result))
+
+    def _on_result(self, future) -> None:
+        with self._lock:
+            if self._done.is_set():   # the answer to a request sent again: the first one counts
+                return
+            response = future.result()
+            self.outcome.status = response.status
+            self.outcome.answer = response.result.answer
+            self.outcome.seconds = time.perf_counter() - self._start
+            self._done.set()
 
     def _on_accepted(self, handle) -> None:
         with self._lock:
             self._handle = handle
             cancel = self._cancel_requested
+        self._ask_result(handle)
         if cancel:
-            handle.cancel_goal_async()
+            self._send_cancel(handle)
+
+    def _recover_lost_answers(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                return
+            resend_cancel = (self._cancel_requested and self._cancel_answer is None
+                             and now - self._cancel_sent > RECOVERY_PERIOD)
+            if handle.status in ENDED_STATUSES and not self._ended_seen:
+                self._ended_seen = now
+            ask_again = (self._ended_seen and now - self._ended_seen > RECOVERY_PERIOD
+                         and now - self._result_asked > RECOVERY_PERIOD)
+        if resend_cancel:
+            self._send_cancel(handle)
+        if ask_again:
+            self._ask_result(handle)
 
 
 def wait_until_answering(client: ActionClient, timeout: float = 30.0,
@@ -183,7 +265,7 @@ class BrainClient:
 
     def wait_for_server(self, action: str = 'point', timeout: float = 30.0) -> bool:
         """True once the brain's action server answers this client (see wait_until_answering)."""
-        return wait_until_answering(self._clients[action], timeout, submit=self._in_executor)
+        return wait_until_answering(self._clients[action], timeout, submit=self.in_executor)
 
     def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
              timeout: float = 0.0, compressed_image=None):
@@ -197,8 +279,9 @@ class BrainClient:
             goal.compressed_image = compressed_image
         return goal
 
-    def _in_executor(self, call: Callable[[], Any]) -> None:
-        """Run call on the executor's thread, where responses are handled.
+    def in_executor(self, call: Callable[[], Any]) -> None:
+        """Run call on the executor's thread, where responses are handled: send every request of an rclpy client
+        made on ``self.node`` this way.
 
         rclpy before Kilted (Jazzy's 7.1) files a sent request under its sequence number only after sending it,
         without a lock: a response the spinning thread takes in between is dropped ("Ignoring unexpected goal
@@ -207,17 +290,10 @@ class BrainClient:
         self._executor.create_task(call)
 
     def send(self, action: str, goal) -> GoalHandle:
-        handle = GoalHandle(self._in_executor)
+        handle = GoalHandle(self.in_executor)
 
         def on_feedback(message) -> None:
             handle.outcome.feedback.append(message.feedback)
-
-        def on_result(future) -> None:
-            response = future.result()
-            handle.outcome.status = response.status
-            handle.outcome.answer = response.result.answer
-            handle.outcome.seconds = time.perf_counter() - handle._start
-            handle._done.set()
 
         def on_response(future) -> None:
             goal_handle = future.result()
@@ -230,13 +306,12 @@ class BrainClient:
                 return
             handle._on_accepted(goal_handle)
             handle._accepted.set()
-            goal_handle.get_result_async().add_done_callback(on_result)
 
         def send_goal() -> None:
             future = self._clients[action].send_goal_async(goal, feedback_callback=on_feedback)
             future.add_done_callback(on_response)
 
-        self._in_executor(send_goal)
+        self.in_executor(send_goal)
         return handle
 
     def query(self, action: str, instruction: str, wait_timeout: float = 300.0, **goal_fields: Any) -> GoalOutcome:
@@ -327,12 +402,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if handle is None:
             return 130
-        print('interrupted: canceling the goal', file=sys.stderr, flush=True)
+        print(f'interrupted: canceling the goal (waiting up to {CANCEL_WAIT:g} s for it to end; Ctrl-C again '
+              'leaves at once)', file=sys.stderr, flush=True)
         handle.cancel()
         try:
-            outcome = handle.wait(10.0)
-        except (TimeoutError, KeyboardInterrupt):
-            print('no answer to the cancel within 10 s', file=sys.stderr)
+            outcome = handle.wait(CANCEL_WAIT)
+        except (TimeoutError, KeyboardInterrupt) as exc:
+            waited = 'left without waiting' if isinstance(exc, KeyboardInterrupt) else f'not ended in {CANCEL_WAIT:g} s'
+            print(f'{waited}: {handle.cancel_state}', file=sys.stderr)
             return 130
         print_outcome(outcome, args.action, args.brain, args.json)
         return 130

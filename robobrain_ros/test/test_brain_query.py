@@ -26,7 +26,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 
 from robobrain_interfaces.msg import QueryStatus
-from robobrain_ros.brain_client import BrainClient, image_goal_fields
+from robobrain_ros.brain_client import CANCEL_WAIT, BrainClient, image_goal_fields
 from robobrain_ros.node.image_conversion import image_to_rgb
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
@@ -185,7 +185,7 @@ def test_ctrl_c_cancels_the_goal_and_two_copies_are_two_nodes(brain, image_file)
         assert len(set(names())) == len(names()) == 2, names()
         for run in runs:
             run.send_signal(signal.SIGINT)
-        results = [run.communicate(timeout=30) for run in runs]
+        results = [run.communicate(timeout=CANCEL_WAIT + 30) for run in runs]
     finally:
         for run in runs:
             if run.poll() is None:
@@ -193,7 +193,8 @@ def test_ctrl_c_cancels_the_goal_and_two_copies_are_two_nodes(brain, image_file)
         set_parameters(brain.node, model__structured_outputs=True, model__max_tokens=64, model__extra_body='')
     for run, (out, err) in zip(runs, results):
         assert run.returncode == 130, out + err
-        assert 'interrupted: canceling the goal' in err and out.startswith('canceled in '), out + err
+        assert 'interrupted: canceling the goal' in err and out.startswith('canceled in '), \
+            out + err + '\nthe brain\'s log ends:\n' + brain.process.log()[-4000:]
     after = goal_counters(brain.node)
     assert int(after['goals canceled']) == int(before['goals canceled']) + 2, (before, after)
 
