@@ -159,13 +159,22 @@ class GoalHandle:
             self.outcome.seconds = time.perf_counter() - self._start
             self._done.set()
 
-    def _on_accepted(self, handle) -> None:
+    def _on_goal_response(self, future) -> None:
+        handle = future.result()
+        self.outcome.accepted = bool(handle.accepted)
+        self.outcome.accepted_seconds = time.perf_counter() - self._start
+        if not handle.accepted:
+            self.outcome.seconds = self.outcome.accepted_seconds
+            self._accepted.set()
+            self._done.set()
+            return
         with self._lock:
             self._handle = handle
             cancel = self._cancel_requested
         self._ask_result(handle)
         if cancel:
             self._send_cancel(handle)
+        self._accepted.set()
 
     def _recover_lost_answers(self) -> None:
         now = time.monotonic()
@@ -295,21 +304,9 @@ class BrainClient:
         def on_feedback(message) -> None:
             handle.outcome.feedback.append(message.feedback)
 
-        def on_response(future) -> None:
-            goal_handle = future.result()
-            handle.outcome.accepted = bool(goal_handle.accepted)
-            handle.outcome.accepted_seconds = time.perf_counter() - handle._start
-            if not goal_handle.accepted:
-                handle.outcome.seconds = time.perf_counter() - handle._start
-                handle._accepted.set()
-                handle._done.set()
-                return
-            handle._on_accepted(goal_handle)
-            handle._accepted.set()
-
         def send_goal() -> None:
             future = self._clients[action].send_goal_async(goal, feedback_callback=on_feedback)
-            future.add_done_callback(on_response)
+            future.add_done_callback(handle._on_goal_response)
 
         self.in_executor(send_goal)
         return handle

@@ -12,10 +12,8 @@ its own thread) that loses the requests it is told to lose. A real brain cannot 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -27,7 +25,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.brain_client import BrainClient
-from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.testing.brain_query_process import read_stderr_until, start_brain_query
 
 from robobrain_interfaces.action import Point
 
@@ -108,19 +106,11 @@ def lossy_brain(ros_context):
         brain.close()
 
 
-def brain_query_until_accepted(*args: str) -> tuple[subprocess.Popen, str]:
-    """brain_query as a user runs it (Ctrl-C as SIGINT), once it says its goal was accepted."""
-    run = subprocess.Popen([sys.executable, '-m', 'robobrain_ros.brain_client', 'point', 'the cup', '--brain',
-                            f'/{NAME}', *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=dict(os.environ), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    stderr = ''
-
-    def accepted() -> bool:
-        nonlocal stderr
-        stderr += run.stderr.readline()
-        return 'goal accepted' in stderr or run.poll() is not None
-    assert wait_until(accepted, 60.0), stderr
-    assert run.poll() is None, stderr + run.stdout.read()
+def brain_query_until_accepted() -> tuple[subprocess.Popen, str]:
+    """brain_query as a user runs it, once it says its goal was accepted: the process and its stderr so far."""
+    run = start_brain_query('point', 'the cup', brain=f'/{NAME}')
+    stderr = read_stderr_until(run, 'goal accepted')
+    assert 'goal accepted' in stderr and run.poll() is None, stderr + run.stdout.read()
     return run, stderr
 
 

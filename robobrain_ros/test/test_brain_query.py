@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.brain_client import CANCEL_WAIT, BrainClient, image_goal_fields
 from robobrain_ros.node.image_conversion import image_to_rgb
 from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.testing.brain_query_process import read_stderr_until, start_brain_query
 from robobrain_ros.testing.ros_fixtures import test_image
 from test_node_lifecycle import call, transition
 
@@ -73,10 +73,8 @@ IDLE = {'goals admitted': '0', 'goals succeeded': '0', 'goals aborted': '0', 'go
 
 
 def brain_query(*args: str) -> subprocess.Popen:
-    """brain_query as a user runs it, with Ctrl-C (SIGINT) delivered as in a terminal."""
-    return subprocess.Popen([sys.executable, '-m', 'robobrain_ros.brain_client', *args, '--brain', f'/{NAME}'],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    """brain_query as a user runs it against this module's brain."""
+    return start_brain_query(*args, brain=f'/{NAME}')
 
 
 def test_readiness_check_has_no_side_effects(brain):
@@ -172,13 +170,9 @@ def test_ctrl_c_cancels_the_goal_and_two_copies_are_two_nodes(brain, image_file)
     before = goal_counters(brain.node)
     runs = [brain_query('point', f'copy {i}', '--image', str(image_file)) for i in range(2)]
     try:
-        stderr = [''] * len(runs)
-
-        def accepted(i: int) -> bool:
-            stderr[i] += runs[i].stderr.readline()
-            return 'goal accepted' in stderr[i] or runs[i].poll() is not None
-        for i in range(len(runs)):
-            assert wait_until(lambda: accepted(i), 60.0), stderr[i]
+        for run in runs:
+            said = read_stderr_until(run, 'goal accepted')
+            assert 'goal accepted' in said or run.poll() is not None, said
         def names() -> list[str]:
             return [n for n, _ in brain.node.get_node_names_and_namespaces() if n.startswith('brain_query_')]
         assert wait_until(lambda: len(names()) >= 2, 10.0), names()
