@@ -58,8 +58,10 @@ def summary_lines(outcome_name: str, seconds: float, answer: Any, status_type: A
     if info.model or info.image_source:
         lines.append(f'model {info.model or "?"}; image {info.image_source or "?"} '
                      f'{info.original_width}x{info.original_height} (model saw {info.model_width}x'
-                     f'{info.model_height}), age {info.image_age:.2f} s, frame {info.header.frame_id or "?"}')
-    frame = info.header.frame_id or 'the camera frame'
+                     f'{info.model_height}), age {info.image_age:.2f} s, frame {info.header.frame_id or "?"}'
+                     + (f', camera {info.camera}' if getattr(info, 'camera', '') else ''))
+    # The 3D part's own frame (a target frame, or the optical frame); older nodes' answers have no frame_3d.
+    frame = getattr(info, 'frame_3d', '') or info.header.frame_id or 'the camera frame'
     if hasattr(answer, 'points'):
         lines.append(f'points [px]: {", ".join(_point(p) for p in answer.points) or "none"}')
         if answer.points_3d:

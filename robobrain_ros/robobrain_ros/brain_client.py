@@ -277,11 +277,18 @@ class BrainClient:
         return wait_until_answering(self._clients[action], timeout, submit=self.in_executor)
 
     def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
-             timeout: float = 0.0, compressed_image=None):
+             timeout: float = 0.0, compressed_image=None, camera: str = '', target_frame: str = ''):
+        """A goal of the action; target_frame only for the actions whose answers have 3D points."""
         # The message fields are float64 and uint8: `timeout=30` must not reach them as an int (Kilted's generated
         # code does not check types, and the C conversion then aborts the whole process at send).
         goal = ACTION_TYPES[action].Goal(instruction=instruction, thinking=int(thinking),
-                                         max_image_age=float(max_image_age), timeout=float(timeout))
+                                         max_image_age=float(max_image_age), timeout=float(timeout),
+                                         camera=camera)
+        if target_frame:
+            if not hasattr(goal, 'target_frame'):
+                raise ValueError(f'{action} answers have no 3D points: target_frame is for point, affordance, '
+                                 'trajectory and ground')
+            goal.target_frame = target_frame
         if image is not None:
             goal.image = image
         if compressed_image is not None:
@@ -369,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--brain', default='/robobrain', help='the brain node (default /robobrain)')
     parser.add_argument('--thinking', choices=['default', 'off', 'on'], default='default')
     parser.add_argument('--timeout', type=float, default=0.0, help='[s] goal timeout (0 = node default)')
+    parser.add_argument('--camera', default='', help="the node's camera to use (cameras.names; default: its first)")
+    parser.add_argument('--target-frame', default='',
+                        help='frame of the 3D answer, e.g. base_link (point, affordance, trajectory, ground; '
+                             "default: the node's frames.target_frame)")
     parser.add_argument('--json', action='store_true', help='print the whole outcome as one JSON object')
     argv = list(argv if argv is not None else sys.argv)
     args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
@@ -378,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         if image_fields is None:
             parser.error(f'cannot read image {args.image}')
     thinking = {'default': 0, 'off': 1, 'on': 2}[args.thinking]
+    if args.target_frame and args.action in ('plan', 'ask'):
+        parser.error(f'--target-frame: {args.action} answers have no 3D points')
     # Ctrl-C must reach this code (to cancel the goal), so rclpy installs no signal handler: its handler would
     # shut the context down first, and the cancel could not be sent.
     context = Context()
@@ -391,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                   'ROS_DOMAIN_ID?)', file=sys.stderr)
             return 2
         handle = brain.send(args.action, brain.goal(args.action, args.instruction, thinking=thinking,
-                                                    timeout=args.timeout, **image_fields))
+                                                    timeout=args.timeout, camera=args.camera,
+                                                    target_frame=args.target_frame, **image_fields))
         if handle.wait_accepted():
             print(f'goal accepted by {args.brain}/{args.action}; waiting for the answer (Ctrl-C cancels it)',
                   file=sys.stderr, flush=True)

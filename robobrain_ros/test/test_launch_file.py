@@ -213,5 +213,7 @@ def test_rviz_config_displays_have_a_class_and_the_node_topics():
     assert markers['Topic']['Value'] == '/robobrain/markers'
     assert image['Topic']['Value'] == '/robobrain/annotated_image'
     assert len({d['Name'] for d in displays}) == len(displays)
-    node_source = (PACKAGE / 'robobrain_ros' / 'node' / 'brain_node.py').read_text()
-    assert "'~/markers'" in node_source and "'~/annotated_image'" in node_source   # the node's names
+    # The node's names for its (one, topics.*) camera.
+    from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera, CameraTopics
+    camera = Camera(DEFAULT_CAMERA, CameraTopics('image', '', 'camera_info', 'depth'))
+    assert (camera.output_topic('markers'), camera.output_topic('annotated_image')) == ('~/markers', '~/annotated_image')

@@ -10,7 +10,7 @@ import pytest
 
 from robobrain_ros.protocol.answer import PixelPoint
 from robobrain_ros.protocol.camera_model import CameraModel
-from robobrain_ros.protocol.lift import LiftedPoint, lift_points
+from robobrain_ros.protocol.lift import DepthSource, LiftedPoint, lift_points
 
 WIDTH, HEIGHT = 8, 6
 K = [100.0, 0.0, 4.0, 0.0, 50.0, 3.0, 0.0, 0.0, 1.0]
@@ -48,7 +48,8 @@ def test_uniform_millimetre_depth_gives_exact_point():
     depth = np.full((HEIGHT, WIDTH), 2000, np.uint16)
     (lifted,) = lift([_centre(6, 4)], depth, CAMERA, 0.001)
     # u = 6, v = 4: x = (6 - 4) * 2 / 100, y = (4 - 3) * 2 / 50
-    assert lifted == LiftedPoint(pytest.approx(0.04), pytest.approx(0.04), pytest.approx(2.0), True, pytest.approx(2.0))
+    assert lifted == LiftedPoint(pytest.approx(0.04), pytest.approx(0.04), pytest.approx(2.0), True, pytest.approx(2.0),
+                                 DepthSource.IMAGE)
 
 
 def test_metre_float_depth_gives_exact_point():

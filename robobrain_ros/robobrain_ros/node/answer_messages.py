@@ -7,7 +7,7 @@ import math
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 from robobrain_ros.action_table import ACTIONS_BY_TASK
-from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome
+from robobrain_ros.node.query_pipeline import PIXEL_ANSWER_CODES, QueryCode, QueryOutcome
 from robobrain_ros.protocol import Task
 from std_msgs.msg import Header
 
@@ -22,6 +22,8 @@ def query_info(outcome: QueryOutcome) -> QueryInfo:
     info.header = outcome.header if outcome.header is not None else Header()
     info.image_source = outcome.image_source
     info.image_age = float(outcome.image_age)
+    info.camera = outcome.camera
+    info.frame_3d = outcome.frame_3d
     info.task = outcome.request.task.value
     info.instruction = outcome.request.instruction
     info.model = outcome.model
@@ -53,7 +55,7 @@ def answer_message(outcome: QueryOutcome):
     msg = ACTIONS_BY_TASK[task].answer_type()
     msg.info = query_info(outcome)
     answer = outcome.answer
-    if answer is None or answer.error or outcome.code is not QueryCode.OK:
+    if answer is None or answer.error or outcome.code not in PIXEL_ANSWER_CODES:
         return msg
     lifted = [_lifted(p) for p in outcome.lifted]
     if task is Task.POINTING:
@@ -62,7 +64,7 @@ def answer_message(outcome: QueryOutcome):
     elif task is Task.TRAJECTORY:
         msg.points = [_pixel(p) for p in answer.points]
         msg.points_3d = lifted
-        msg.path = _path(msg.info.header, lifted)
+        msg.path = path_3d(msg.info, msg.points_3d)
     elif task in (Task.AFFORDANCE, Task.GROUNDING):
         if answer.box is not None:
             box = answer.box
@@ -85,20 +87,27 @@ def _pixel(point) -> PixelPoint:
 
 
 def _lifted(point) -> LiftedPoint:
-    msg = LiftedPoint(valid=bool(point.valid), depth=float(point.depth))
+    msg = LiftedPoint(valid=bool(point.valid), depth=float(point.depth), depth_source=int(point.source))
     msg.position.x, msg.position.y, msg.position.z = float(point.x), float(point.y), float(point.z)
     return msg
 
 
-def _path(header: Header, lifted: list[LiftedPoint]) -> Path:
-    """The valid 3D waypoints as a nav_msgs/Path in the camera optical frame (identity orientations)."""
+def header_3d(info: QueryInfo) -> Header:
+    """The header of an answer's 3D outputs: the image's stamp, in the frame the 3D points are in."""
+    return Header(stamp=info.header.stamp, frame_id=info.frame_3d)
+
+
+def path_3d(info: QueryInfo, lifted: list[LiftedPoint]) -> Path:
+    """The valid 3D waypoints as a nav_msgs/Path in info.frame_3d (identity orientations); empty when none."""
     path = Path()
-    path.header = header
+    if not any(point.valid for point in lifted):
+        return path
+    path.header = header_3d(info)
     for point in lifted:
         if not point.valid:
             continue
         pose = PoseStamped()
-        pose.header = header
+        pose.header = path.header
         pose.pose.position = point.position
         pose.pose.orientation.w = 1.0
         path.poses.append(pose)

@@ -1,8 +1,9 @@
 """The robot brain node: camera topics and planner goals in, RoboBrain's answers out as ROS data.
 
-A thin layer: subscriptions store frames (frame_cache), action goals and ~/task instructions become
-QueryRequests run by the QueryPipeline (HTTP on its own asyncio thread), outcomes become messages
-(answer_messages, markers) and /diagnostics. Lifecycle: configure validates the settings, builds everything and
+A thin layer: subscriptions store each camera's frames (camera, frame_cache), action goals and ~/task
+instructions become QueryRequests run by the QueryPipeline (HTTP on its own asyncio thread), outcomes become
+messages (answer_messages, standard_messages, markers) and /diagnostics. Target frames come from a
+TransformLookup (tf2 on a robot: tf2_transforms), created when a target frame is first needed. Lifecycle: configure validates the settings, builds everything and
 negotiates with the model server (an unreachable server is reported, not fatal); activate starts accepting goals;
 deactivate, cleanup and shutdown end every running goal (aborted with NODE_STOPPING) before going on.
 """
@@ -14,10 +15,12 @@ import signal
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -37,15 +40,18 @@ from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig, Serv
 from robobrain_ros.client.generation import GenerationRunner
 from robobrain_ros.node import parameters
 from robobrain_ros.node.answer_messages import answer_message
+from robobrain_ros.node.camera import Camera, camera_name_problem
 from robobrain_ros.node.draining_action_server import DrainingActionServer
-from robobrain_ros.node.frame_cache import CachedFrame, FrameCache
+from robobrain_ros.node.frame_cache import CachedFrame
 from robobrain_ros.node.goal_registry import GoalRegistry
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.node.latest_only_worker import LatestOnlyWorker
 from robobrain_ros.node.markers import answer_markers
 from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryPipeline, QueryRequest
 from robobrain_ros.node.server_profile import ServerProfile, negotiate
+from robobrain_ros.node.standard_messages import DetectionPublisher, pose_array
 from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
+from robobrain_ros.node.transform_lookup import TransformLookup, TransformUnavailable
 from robobrain_ros.protocol import Task, draw_annotations, resolve_model
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
@@ -68,13 +74,29 @@ class ConfigurationError(Exception):
     """A setting that makes configure fail; the message says which and why."""
 
 
+TransformLookupFactory = Callable[[LifecycleNode], TransformLookup]
+
+
+def tf2_lookup(node: LifecycleNode) -> TransformLookup:
+    """The robot's transforms: tf2 (TransformUnavailable naming what to install when tf2_ros is missing)."""
+    from robobrain_ros.node.tf2_transforms import Tf2TransformLookup, tf2_missing
+    missing = tf2_missing()
+    if missing:
+        raise TransformUnavailable(missing)
+    return Tf2TransformLookup(node)
+
+
 class BrainNode(LifecycleNode):
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, transform_lookup: TransformLookupFactory = tf2_lookup, **kwargs: Any) -> None:
+        """transform_lookup(node) gives the lookup for target frames (tf2; tests pass a stand-in)."""
         super().__init__('robobrain', **kwargs)
         parameters.declare_parameters(self)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
-        self._frames = FrameCache()
+        self._transform_lookup_factory = transform_lookup
+        self._transform_lookup: TransformLookup | None = None
+        self._transform_lock = threading.Lock()
+        self._cameras: dict[str, Camera] = {}
         self._runner: GenerationRunner | None = None
         self._diagnostics_pub: Publisher | None = None
         self._pipeline: QueryPipeline | None = None
@@ -114,12 +136,21 @@ class BrainNode(LifecycleNode):
         problem = _url_problem(urls)
         if problem:
             raise ConfigurationError(problem)
-        if not (v['topics.image'] or v['topics.compressed_image']):
-            raise ConfigurationError('topics.image and topics.compressed_image are both empty: the node would '
-                                     'have no camera (set at least one)')
-        problem = parameters.check_settings(v)
+        problem = camera_name_problem(v['cameras.names']) or parameters.check_settings(v)
         if problem:
             raise ConfigurationError(problem)
+        topics = parameters.camera_topics(v)
+        for name, camera_topics in topics.items():
+            if not camera_topics.colour:
+                where = (f'cameras.{name}.image and cameras.{name}.compressed_image' if v['cameras.names'] else
+                         'topics.image and topics.compressed_image')
+                raise ConfigurationError(f'{where} are both empty: the node would have no camera {name} '
+                                         '(set at least one)')
+        if v['frames.target_frame']:
+            try:   # now, not at the first goal: the transform history fills while the node waits for goals
+                self._transforms()
+            except TransformUnavailable as exc:
+                raise ConfigurationError(f"frames.target_frame is '{v['frames.target_frame']}', but {exc}") from None
         try:
             api_key = parameters.load_api_key(v['server.api_key_env'], v['server.api_key_file'])
         except ValueError as exc:
@@ -128,12 +159,16 @@ class BrainNode(LifecycleNode):
                               stall_timeout=v['server.stall_timeout'])
         self._runner = GenerationRunner(ChatClient(config), v['queries.max_concurrent'], v['queries.feedback_period'])
         self._runner.start()
-        colour_topic = self.resolve_topic_name(v['topics.image'] or v['topics.compressed_image'])
-        self._pipeline = QueryPipeline(parameters.pipeline_settings(v), self._frames, self._runner,
-                                       now=self._now, server=self._server_profile, colour_topic=colour_topic)
+        self._cameras = {name: Camera(name, camera_topics, colour_topic=self.resolve_topic_name(camera_topics.colour))
+                         for name, camera_topics in topics.items()}
+        self._pipeline = QueryPipeline(parameters.pipeline_settings(v), self._cameras, self._runner,
+                                       now=self._now, server=self._server_profile, transforms=self._transforms)
         self._annotator = LatestOnlyWorker('robobrain-annotate')
         self._create_publishers()
-        self._create_subscriptions(v)
+        for camera in self._cameras.values():
+            self._create_camera_subscriptions(camera)
+        self._entities.append(self.create_subscription(String, '~/task', self._on_task, 10,
+                                                       callback_group=MutuallyExclusiveCallbackGroup()))
         self._create_action_servers(v['queries.result_timeout'])
         self._entities.append(self.create_timer(1.0, self._publish_diagnostics,
                                                 callback_group=MutuallyExclusiveCallbackGroup()))
@@ -191,6 +226,10 @@ class BrainNode(LifecycleNode):
                 self.destroy_publisher(entity)
         if runner is not None:
             runner.stop()
+        with self._transform_lock:
+            lookup, self._transform_lookup = self._transform_lookup, None
+        if lookup is not None:
+            lookup.close()
         with self._profiles_lock:
             self._profiles.clear()
             self._negotiation_errors.clear()
@@ -212,41 +251,53 @@ class BrainNode(LifecycleNode):
         self._answer_pubs = {kind: self.create_lifecycle_publisher(kind, topic, LATCHED)
                              for kind, topic in ANSWER_TOPICS.items()}
         self._path_pub = self.create_lifecycle_publisher(Path, '~/trajectory_path', LATCHED)
-        self._markers_pub = self.create_lifecycle_publisher(MarkerArray, '~/markers', RELIABLE_LAST)
-        self._annotated_pub = self.create_lifecycle_publisher(Image, '~/annotated_image', RELIABLE_LAST)
+        self._poses_pub = self.create_lifecycle_publisher(PoseArray, '~/poses', LATCHED)
+        detections = DetectionPublisher(lambda kind: self.create_lifecycle_publisher(kind, '~/detections', LATCHED))
+        if detections.missing:
+            self.get_logger().info(detections.missing)
+        self._detections = detections
+        # Markers and annotated images per camera: each camera's view shows its own latest answer. The topics.*
+        # camera keeps the plain names.
+        self._markers_pubs, self._annotated_pubs = {}, {}
+        for name, camera in self._cameras.items():
+            self._markers_pubs[name] = self.create_lifecycle_publisher(MarkerArray, camera.output_topic('markers'),
+                                                                       RELIABLE_LAST)
+            self._annotated_pubs[name] = self.create_lifecycle_publisher(
+                Image, camera.output_topic('annotated_image'), RELIABLE_LAST)
         # /diagnostics is published in every state: an inactive brain with a dead server must still say so.
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._entities.extend([*self._answer_pubs.values(), self._path_pub, self._markers_pub,
-                               self._annotated_pub, self._diagnostics_pub])
+        self._entities.extend([*self._answer_pubs.values(), self._path_pub, self._poses_pub,
+                               *([detections.publisher] if detections.publisher else []),
+                               *self._markers_pubs.values(), *self._annotated_pubs.values(), self._diagnostics_pub])
 
-    def _create_subscriptions(self, v: dict[str, Any]) -> None:
+    def _create_camera_subscriptions(self, camera: Camera) -> None:
         group = MutuallyExclusiveCallbackGroup()
+        topics, frames = camera.topics, camera.frames
         # Deserialising subscriptions, not raw=True: with rmw_fastrtps a raw take copies the frame twice before
         # rclpy's bytes (3 copies of 25 MB per 4K frame against 2), and the goal then deserialises it once more;
         # measured in paired runs (docs/BENCHMARKS.md, "Camera frames"): fewer 4K frames received with raw.
-        if v['topics.image']:
+        if topics.image:
             self._entities.append(self.create_subscription(
-                Image, v['topics.image'], self._colour_callback(Image, v['topics.image']),
+                Image, topics.image, self._colour_callback(camera, Image, topics.image),
                 qos_profile_sensor_data, callback_group=group))
-        if v['topics.compressed_image']:
+        if topics.compressed_image:
             self._entities.append(self.create_subscription(
-                CompressedImage, v['topics.compressed_image'],
-                self._colour_callback(CompressedImage, v['topics.compressed_image']), qos_profile_sensor_data,
+                CompressedImage, topics.compressed_image,
+                self._colour_callback(camera, CompressedImage, topics.compressed_image), qos_profile_sensor_data,
                 callback_group=group))
-        if v['topics.depth']:
-            depth_topic = self.resolve_topic_name(v['topics.depth'])
+        if topics.depth:
+            depth_topic = self.resolve_topic_name(topics.depth)
             self._entities.append(self.create_subscription(
-                Image, v['topics.depth'], lambda msg: self._frames.put_depth(self._cached(msg, Image, depth_topic)),
+                Image, topics.depth, lambda msg: frames.put_depth(self._cached(msg, Image, depth_topic)),
                 qos_profile_sensor_data, callback_group=group))
-        if v['topics.camera_info']:
+        if topics.camera_info:
             self._entities.append(self.create_subscription(
-                CameraInfo, v['topics.camera_info'], self._frames.put_camera_info, qos_profile_sensor_data,
+                CameraInfo, topics.camera_info, frames.put_camera_info, qos_profile_sensor_data,
                 callback_group=group))
-        self._entities.append(self.create_subscription(String, '~/task', self._on_task, 10, callback_group=group))
 
-    def _colour_callback(self, msg_type: type, topic: str):
-        resolved = self.resolve_topic_name(topic)
-        return lambda msg: self._frames.put_colour(self._cached(msg, msg_type, resolved))
+    def _colour_callback(self, camera: Camera, msg_type: type, topic: str):
+        resolved, frames = self.resolve_topic_name(topic), camera.frames
+        return lambda msg: frames.put_colour(self._cached(msg, msg_type, resolved))
 
     def _cached(self, msg, msg_type: type, topic: str) -> CachedFrame:
         received = self._now()
@@ -256,6 +307,15 @@ class BrainNode(LifecycleNode):
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _transforms(self) -> TransformLookup:
+        """The transform lookup, made on first use (a node that never needs a target frame never listens to /tf);
+        TransformUnavailable when it cannot be made."""
+        with self._transform_lock:
+            if self._transform_lookup is None:
+                self._transform_lookup = self._transform_lookup_factory(self)
+                self.get_logger().info('listening to /tf and /tf_static for target frames')
+            return self._transform_lookup
 
     # ---------------------------------------------------------------- actions
     def _create_action_servers(self, result_timeout: int) -> None:
@@ -305,7 +365,8 @@ class BrainNode(LifecycleNode):
         try:
             request = QueryRequest(task=action.task, instruction=goal.instruction, thinking=goal.thinking,
                                    image=goal.image, compressed_image=goal.compressed_image,
-                                   max_image_age=goal.max_image_age, timeout=goal.timeout)
+                                   max_image_age=goal.max_image_age, timeout=goal.timeout, camera=goal.camera,
+                                   target_frame=getattr(goal, 'target_frame', ''))
             outcome = self._pipeline.run(request, feedback, token)
             message = answer_message(outcome)
             # Outputs first, the goal's end after: a client that hears the end finds the topics up to date.
@@ -400,8 +461,13 @@ class BrainNode(LifecycleNode):
             self._answer_pubs[type(message)].publish(message)
             if isinstance(message, TrajectoryAnswer) and message.path.poses:
                 self._path_pub.publish(message.path)
-            if self.get_parameter('output.markers').value:
-                self._markers_pub.publish(answer_markers(message, self.get_parameter('output.marker_lifetime').value))
+            poses = pose_array(message)
+            if poses is not None:
+                self._poses_pub.publish(poses)
+            self._detections.publish(message)
+            if self.get_parameter('output.markers').value and outcome.camera in self._markers_pubs:
+                self._markers_pubs[outcome.camera].publish(
+                    answer_markers(message, self.get_parameter('output.marker_lifetime').value))
         except Exception as exc:
             self.get_logger().error(f'answer outputs not published: {type(exc).__name__}: {exc}',
                                     throttle_duration_sec=5.0)
@@ -416,7 +482,9 @@ class BrainNode(LifecycleNode):
         try:
             title = f'{outcome.request.task.value}: {outcome.request.instruction}'
             drawn = draw_annotations(outcome.frame_rgb(), outcome.answer, title)
-            self._annotated_pub.publish(rgb_to_image_msg(drawn, outcome.header))
+            publisher = self._annotated_pubs.get(outcome.camera)
+            if publisher is not None:
+                publisher.publish(rgb_to_image_msg(drawn, outcome.header))
         except Exception as exc:  # a failed picture must not go unnoticed, nor break anything else
             self.get_logger().warning(f'annotated image not published: {exc}', throttle_duration_sec=5.0)
 
@@ -527,7 +595,7 @@ class BrainNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self._server_status(), self._camera_status()]
+        array.status = [self._server_status(), *(self._camera_status(camera) for camera in self._cameras.values())]
         with self._teardown_lock:
             if self._diagnostics_pub is not None:   # None: torn down after this call was dispatched
                 self._diagnostics_pub.publish(array)
@@ -600,18 +668,20 @@ class BrainNode(LifecycleNode):
             'vision check': profile.vision_note,
         }
 
-    def _camera_status(self) -> DiagnosticStatus:
-        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: camera')
-        frame = self._frames.latest_colour()
+    def _camera_status(self, camera: Camera) -> DiagnosticStatus:
+        name = 'camera' if camera.is_default else f'camera {camera.name}'
+        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: {name}', hardware_id=camera.colour_topic)
+        frames = camera.frames
+        frame = frames.latest_colour()
         if frame is None:
             status.level, status.message = DiagnosticStatus.WARN, 'no frame received yet'
             age = float('nan')
         else:
             age = self._now() - frame.stamp
             status.level, status.message = DiagnosticStatus.OK, f'last frame {age:.2f} s old'
-        status.values = [*(KeyValue(key=k, value=v) for k, v in self._frames.diagnostic_values().items()),
+        status.values = [*(KeyValue(key=k, value=v) for k, v in frames.diagnostic_values().items()),
                          KeyValue(key='last frame age [s]', value=f'{age:.3f}'),
-                         KeyValue(key='camera_info', value=str(self._frames.camera_info() is not None).lower())]
+                         KeyValue(key='camera_info', value=str(frames.camera_info() is not None).lower())]
         return status
 
 
@@ -662,9 +732,9 @@ class GracefulStop:
             self._thread.join()
 
 
-def main(args: list[str] | None = None) -> None:
+def main(args: list[str] | None = None, transform_lookup: TransformLookupFactory = tf2_lookup) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    node = BrainNode()
+    node = BrainNode(transform_lookup)
     stop = GracefulStop(node)
     signal.signal(signal.SIGINT, stop.request)
     signal.signal(signal.SIGTERM, stop.request)

@@ -1,6 +1,7 @@
 """The brain node's parameters: one table with name, default, description and range; typed settings out.
 
-config/brain.yaml documents the same keys for users; test_parameters checks the two agree.
+config/brain.yaml documents the same keys for users; test_parameters checks the two agree. The cameras of
+cameras.names add parameters of their own (cameras.<name>.*), declared once the names are known.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from robobrain_ros.client import split_base_urls
+from robobrain_ros.node.camera import DEFAULT_CAMERA, CameraTopics, camera_name_problem
 from robobrain_ros.node.depth_lifting import LiftSettings
 from robobrain_ros.node.query_pipeline import PipelineSettings
 from robobrain_ros.node.server_profile import NegotiationSettings
@@ -115,12 +118,28 @@ PARAMETERS: dict[str, Spec] = {
                                     'frame_id differs; false = lift only when the frame_ids match'),
     'camera.rectified': Spec(False, 'the colour image is rectified (use camera_info P, no distortion); false = raw '
                              '(undistort points with camera_info D and K)'),
+    'frames.target_frame': Spec('', 'frame of every 3D answer (points, box centres, trajectory, markers, poses), '
+                                'looked up with tf2 at the image\'s stamp, e.g. base_link; a goal\'s target_frame '
+                                'wins; empty = the camera optical frame (needs no tf2)'),
+    'frames.transform_timeout': Spec(0.2, '[s] how long a goal waits for the transform at its image\'s stamp; '
+                                     'then its pixel answer ends NO_TRANSFORM, without 3D points',
+                                     float_range=(0.0, 10.0)),
     'output.markers': Spec(True, 'publish RViz markers on ~/markers'),
     'output.annotated_image': Spec(True, 'publish the frame with the answer drawn on ~/annotated_image'),
     'output.marker_lifetime': Spec(0.0, '[s] marker lifetime; 0 = until the next answer replaces them',
                                    float_range=(0.0, 3600.0)),
     'autostart': Spec(True, 'configure and activate the lifecycle node at start', read_only=True),
 }
+
+
+CAMERA_NAMES = 'cameras.names'
+# cameras.<name>.<key>: the camera's topics, with their defaults under the camera's name ('' = none).
+CAMERA_TOPICS = {'image': '{name}/image', 'compressed_image': '{name}/image/compressed',
+                 'camera_info': '{name}/camera_info', 'depth': '{name}/depth'}
+# cameras.<name>.<key> overrides camera.<key> for that camera; unset = the camera.* value.
+CAMERA_OVERRIDES = {'depth_sync_tolerance': Parameter.Type.DOUBLE, 'depth_wait': Parameter.Type.DOUBLE,
+                    'lift_window': Parameter.Type.INTEGER, 'depth_registered': Parameter.Type.BOOL,
+                    'rectified': Parameter.Type.BOOL}
 
 
 def _descriptor(name: str, spec: Spec) -> ParameterDescriptor:
@@ -138,6 +157,25 @@ def _descriptor(name: str, spec: Spec) -> ParameterDescriptor:
 def declare_parameters(node: Node) -> None:
     for name, spec in PARAMETERS.items():
         node.declare_parameter(name, spec.default, _descriptor(name, spec))
+    node.declare_parameter(CAMERA_NAMES, Parameter.Type.STRING_ARRAY, ParameterDescriptor(
+        name=CAMERA_NAMES, read_only=True,
+        description='names of the cameras of this node (each with cameras.<name>.image, .compressed_image, '
+                    '.camera_info, .depth and optional overrides of camera.*); unset or empty = one camera, '
+                    f"'{DEFAULT_CAMERA}', on topics.*"))
+    for camera in camera_names(node.get_parameter_or(CAMERA_NAMES, None).value):
+        for key, pattern in CAMERA_TOPICS.items():
+            name = f'cameras.{camera}.{key}'
+            node.declare_parameter(name, pattern.format(name=camera), ParameterDescriptor(
+                name=name, read_only=True, description=f'{key} topic of camera {camera}; empty = not subscribed'))
+        for key, kind in CAMERA_OVERRIDES.items():
+            name, spec = f'cameras.{camera}.{key}', PARAMETERS[f'camera.{key}']
+            descriptor = _descriptor(name, spec)
+            descriptor.description = f'camera {camera} only: {spec.description}; unset = camera.{key}'
+            node.declare_parameter(name, kind, descriptor)
+
+
+def camera_names(value: list[str] | None) -> list[str]:
+    return list(value or [])
 
 
 def check_choice(name: str, value: Any) -> str:
@@ -149,7 +187,31 @@ def check_choice(name: str, value: Any) -> str:
 
 
 def values(node: Node) -> dict[str, Any]:
-    return {name: node.get_parameter(name).value for name in PARAMETERS}
+    """Every parameter's value by name: the table's and the cameras' (cameras.names: [] when unset)."""
+    found = {name: node.get_parameter(name).value for name in PARAMETERS}
+    found.update({f'cameras.{key}': param.value for key, param in node.get_parameters_by_prefix('cameras').items()})
+    found[CAMERA_NAMES] = camera_names(found.get(CAMERA_NAMES))
+    return found
+
+
+def camera_topics(v: dict[str, Any]) -> dict[str, CameraTopics]:
+    """Each camera's topics by name, in cameras.names order; no names = the one camera of topics.*."""
+    names = v.get(CAMERA_NAMES) or []
+    if not names:
+        return {DEFAULT_CAMERA: CameraTopics(v['topics.image'], v['topics.compressed_image'], v['topics.camera_info'],
+                                             v['topics.depth'])}
+    return {name: CameraTopics(*(v.get(f'cameras.{name}.{key}', pattern.format(name=name))
+                                 for key, pattern in CAMERA_TOPICS.items()))
+            for name in names}
+
+
+def _lift_settings(v: dict[str, Any], camera: str | None) -> LiftSettings:
+    def setting(key: str) -> Any:
+        override = v.get(f'cameras.{camera}.{key}') if camera else None
+        return v[f'camera.{key}'] if override is None else override
+    return LiftSettings(sync_tolerance=setting('depth_sync_tolerance'), depth_wait=setting('depth_wait'),
+                        window=setting('lift_window'), depth_registered=setting('depth_registered'),
+                        rectified=setting('rectified'))
 
 
 def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
@@ -168,9 +230,10 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         goal_timeout=v['queries.goal_timeout'],
         max_image_age=v['queries.max_image_age'],
         max_instruction_chars=v['queries.max_instruction_chars'],
-        lift=LiftSettings(sync_tolerance=v['camera.depth_sync_tolerance'], depth_wait=v['camera.depth_wait'],
-                          window=v['camera.lift_window'], depth_registered=v['camera.depth_registered'],
-                          rectified=v['camera.rectified']),
+        lift=_lift_settings(v, None),
+        camera_lift={name: _lift_settings(v, name) for name in v.get(CAMERA_NAMES) or []},
+        target_frame=v['frames.target_frame'],
+        transform_timeout=v['frames.transform_timeout'],
         extra_body=parse_extra_body(v['model.extra_body']),
         processor_kwargs=v['model.send_processor_kwargs'],
     )
@@ -189,6 +252,9 @@ def check_settings(v: dict[str, Any]) -> str:
         reason = check_choice(name, value)
         if reason:
             return reason
+    reason = camera_name_problem(v.get(CAMERA_NAMES) or [])
+    if reason:
+        return reason
     try:
         pipeline_settings(v)
     except ValueError as exc:

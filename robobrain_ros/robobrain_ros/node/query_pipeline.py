@@ -2,7 +2,7 @@
 
 Runs in the calling thread (an action's execute callback or a ~/task worker); only the HTTP part goes to the
 GenerationRunner's loop. Stages: validate the goal, take a frame, look up the negotiated server, prepare the
-image and the request, generate, interpret the completion, lift to 3D. Each stage either fills the outcome or
+image and the request, generate, interpret the completion, lift to 3D (and into the target frame). Each stage either fills the outcome or
 fails it with a QueryCode and a message a person can act on. Knows the fields of ROS image messages (duck
 typed) but no ROS types: codes are a plain enum, mapped to robobrain_interfaces/QueryStatus at the node's edge.
 """
@@ -12,18 +12,20 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from robobrain_ros.client import ChatClientError, ServerUnreachable, StreamStalled
 from robobrain_ros.client.generation import STAGE_GENERATING, STAGE_QUEUED, CancelLatch, Generation, GenerationRunner
+from robobrain_ros.node.camera import Camera
 from robobrain_ros.node.depth_lifting import LiftSettings, lift_answer_points
-from robobrain_ros.node.frame_cache import CachedFrame, FrameCache
+from robobrain_ros.node.frame_cache import CachedFrame
 from robobrain_ros.node.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 from robobrain_ros.node.server_profile import ServerProfile
 from robobrain_ros.node.shared_preparation import SharedPreparation
+from robobrain_ros.node.transform_lookup import TransformLookup, TransformUnavailable
 from robobrain_ros.protocol import (
     Answer,
     BuiltRequest,
@@ -36,8 +38,10 @@ from robobrain_ros.protocol import (
     build_request,
     parse_completion,
     pass_jpeg_through,
+    lookup_stamp,
     prepare_image,
     resolve_model,
+    transform_lifted,
 )
 from robobrain_ros.protocol.tasks import SINGLE_IMAGE_TASKS
 
@@ -74,6 +78,11 @@ class QueryCode(enum.Enum):
     PIXELS_UNTRUSTED = 'pixels_untrusted'
     NODE_STOPPING = 'node_stopping'
     INTERNAL_ERROR = 'internal_error'
+    NO_TRANSFORM = 'no_transform'
+
+
+# Codes whose outcome still carries the model's pixel answer (NO_TRANSFORM: only the 3D part is missing).
+PIXEL_ANSWER_CODES = frozenset({QueryCode.OK, QueryCode.NO_TRANSFORM})
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,9 @@ class PipelineSettings:
     max_image_age: float = 1.0            # [s]
     max_instruction_chars: int = 4000
     lift: LiftSettings = LiftSettings()
+    camera_lift: Mapping[str, LiftSettings] = field(default_factory=dict)   # per camera; missing = lift
+    target_frame: str = ''                # frame of 3D answers; '' = the image's optical frame
+    transform_timeout: float = 0.2        # [s] longest wait for the transform at the image's stamp
     extra_body: dict[str, Any] = field(default_factory=dict)   # merged into every request body
     processor_kwargs: bool = False        # send the budget as mm_processor_kwargs (--trust-request-mm-kwargs)
 
@@ -106,6 +118,8 @@ class QueryRequest:
     max_image_age: float = 0.0            # [s] 0 = settings
     timeout: float = 0.0                  # [s] 0 = settings
     extra_body: dict[str, Any] | None = None   # merged into the HTTP body (benchmarks force min_tokens)
+    camera: str = ''                      # camera name; '' = the first camera
+    target_frame: str = ''                # frame of the 3D answer; '' = settings
 
 
 class CancelToken(CancelLatch):
@@ -135,6 +149,8 @@ class QueryOutcome:
     header: Any = None                    # std_msgs/Header of the image used (None when none was)
     image_source: str = ''
     image_age: float = 0.0
+    camera: str = ''                      # the camera whose frames (or calibration) the query used
+    frame_3d: str = ''                    # frame of lifted (valid ones); '' = none valid
     model: str = ''
     model_family: str = ''
     thinking: bool | None = None
@@ -174,14 +190,20 @@ class _Frame:
 
 
 class QueryPipeline:
-    def __init__(self, settings: PipelineSettings, frames: FrameCache, runner: GenerationRunner,
-                 now: Callable[[], float], server: Callable[[], ServerProfile], colour_topic: str) -> None:
+    """cameras: by name, the first is a goal's default; transforms: the lookup for target frames (raises
+    TransformUnavailable when there is none, e.g. tf2 is not installed)."""
+
+    def __init__(self, settings: PipelineSettings, cameras: Mapping[str, Camera], runner: GenerationRunner,
+                 now: Callable[[], float], server: Callable[[], ServerProfile],
+                 transforms: Callable[[], TransformLookup]) -> None:
+        if not cameras:
+            raise ValueError('a QueryPipeline needs at least one camera')
         self._settings = settings
-        self._frames = frames
+        self._cameras = dict(cameras)
         self._runner = runner
         self._now = now
         self._server = server
-        self._colour_topic = colour_topic
+        self._transforms = transforms
         self._shared_preparation: SharedPreparation[tuple[PreparedImage, Callable[[], np.ndarray]]] = \
             SharedPreparation()
 
@@ -216,7 +238,9 @@ class QueryPipeline:
         outcome.thinking = {THINKING_DEFAULT: settings.thinking, THINKING_OFF: False,
                             THINKING_ON: True}[request.thinking]
 
-        frame = self._acquire_frame(request, feedback, cancel, outcome, deadline)
+        camera = self._camera(request)
+        outcome.camera = camera.name
+        frame = self._acquire_frame(request, camera, feedback, cancel, outcome, deadline)
         # The server before any image work: a dead server fails the goal at once.
         server = self._server_profile()
         spec = resolve_model(settings.model_family, settings.model_size, server.model)
@@ -239,9 +263,12 @@ class QueryPipeline:
         self._check_generation(generation, timeout)
         feedback(FEEDBACK_PARSING, '', generation.tokens)
         self._interpret(outcome, generation, built)
-        outcome.lifted, lift_note = self._lift(outcome.answer, frame, outcome.original_size)
+        lifted, lift_note = self._lift(outcome.answer, frame, camera, outcome.original_size)
         outcome.message = '; '.join(note for note in (outcome.message, lift_note) if note)
-        outcome.latency['postprocess'] = (time.perf_counter() - began) * 1e3
+        try:
+            outcome.lifted, outcome.frame_3d = self._into_target_frame(request, lifted, frame)
+        finally:
+            outcome.latency['postprocess'] = (time.perf_counter() - began) * 1e3
 
     # ------------------------------------------------------------------ stages
     @staticmethod
@@ -264,8 +291,17 @@ class QueryPipeline:
         if _has_raw(request.image) and _has_compressed(request.compressed_image):
             raise bad('the goal carries both image and compressed_image: give at most one')
 
-    def _acquire_frame(self, request: QueryRequest, feedback: FeedbackCallback, cancel: CancelToken,
-                       outcome: QueryOutcome, deadline: float) -> _Frame:
+    def _camera(self, request: QueryRequest) -> Camera:
+        if not request.camera:
+            return next(iter(self._cameras.values()))
+        camera = self._cameras.get(request.camera)
+        if camera is None:
+            raise QueryFailed(QueryCode.BAD_GOAL, f"unknown camera '{request.camera}': this node has "
+                                                  f"{', '.join(self._cameras)} (cameras.names)")
+        return camera
+
+    def _acquire_frame(self, request: QueryRequest, camera: Camera, feedback: FeedbackCallback,
+                       cancel: CancelToken, outcome: QueryOutcome, deadline: float) -> _Frame:
         """The image to use: the goal's own, else the newest camera frame young enough (waiting for one)."""
         if _has_raw(request.image) or _has_compressed(request.compressed_image):
             compressed = not _has_raw(request.image)     # _validate refused goals that carry both
@@ -277,10 +313,11 @@ class QueryPipeline:
             return _Frame(image, image.header, compressed, stamp or self._now(), from_goal=True)
         max_age = request.max_image_age or self._settings.max_image_age
         waited = time.perf_counter()
-        frame: CachedFrame | None = self._frames.latest_colour()
+        frames = camera.frames
+        frame: CachedFrame | None = frames.latest_colour()
         if frame is None or self._now() - frame.stamp > max_age:
             feedback(FEEDBACK_WAITING_FOR_IMAGE, '', 0)
-            frame, newest = self._frames.wait_for_colour(max_age, deadline - time.perf_counter(), self._now,
+            frame, newest = frames.wait_for_colour(max_age, deadline - time.perf_counter(), self._now,
                                                          lambda: cancel.requested)
             outcome.latency['image_wait'] = (time.perf_counter() - waited) * 1e3
             if frame is None:
@@ -288,7 +325,7 @@ class QueryPipeline:
                     raise QueryFailed(*cancel.reason)
                 if newest is None:
                     raise QueryFailed(QueryCode.NO_IMAGE,
-                                      f"no frame arrived on '{self._colour_topic}' within the goal timeout "
+                                      f"no frame arrived on '{camera.colour_topic}' within the goal timeout "
                                       f'({(deadline - waited):.3g} s) and the goal carried no image')
                 raise QueryFailed(QueryCode.IMAGE_TOO_OLD,
                                   f"the newest frame on '{newest.topic}' is {self._now() - newest.stamp:.3g} s old, "
@@ -393,16 +430,45 @@ class QueryPipeline:
             raise QueryFailed(QueryCode.NOT_FOUND, 'the model found nothing matching the instruction (it answered '
                                                    'an empty list)')
 
-    def _lift(self, answer: Answer, frame: _Frame, original_size: tuple[int, int]) -> tuple[list[LiftedPoint], str]:
-        """3D points for the answer's points (or box centre); ([], why not) when they cannot be trusted."""
+    def _lift(self, answer: Answer, frame: _Frame, camera: Camera,
+              original_size: tuple[int, int]) -> tuple[list[LiftedPoint], str]:
+        """3D points (optical frame) for the answer's points or box centre; ([], why not) when they cannot be
+        trusted."""
         points = list(answer.points)
         if answer.box is not None:
             box = answer.box
             points = [PixelPoint((box.x_min + box.x_max) / 2, (box.y_min + box.y_max) / 2)]
         if not points:
             return [], ''
-        return lift_answer_points(points, frame.header, original_size, frame.from_goal, self._frames,
-                                  self._settings.lift, colour_stamp=frame.stamp)
+        settings = self._settings
+        return lift_answer_points(points, frame.header, original_size, frame.from_goal, camera.frames,
+                                  settings.camera_lift.get(camera.name, settings.lift), colour_stamp=frame.stamp,
+                                  model_depths=answer.depths)
+
+    def _into_target_frame(self, request: QueryRequest, lifted: list[LiftedPoint],
+                           frame: _Frame) -> tuple[list[LiftedPoint], str]:
+        """(the points in the target frame, that frame); QueryFailed(NO_TRANSFORM) when the transform at the image's
+        stamp is not known in time. Never a point labelled with a frame it is not in."""
+        source = frame.header.frame_id
+        if not any(point.valid for point in lifted):
+            return lifted, ''
+        target = request.target_frame or self._settings.target_frame
+        if not target or target == source:
+            return lifted, source
+        if not source:
+            raise QueryFailed(QueryCode.NO_TRANSFORM, f"no 3D points in '{target}': the image has no frame_id, so "
+                                                      'there is no frame to transform from')
+        timeout = self._settings.transform_timeout
+        stamp = lookup_stamp(_stamp_seconds(frame.header), frame.stamp, frame.from_goal)
+        if stamp is None:
+            raise QueryFailed(QueryCode.NO_TRANSFORM, f"no 3D points in '{target}': the goal image has no stamp "
+                                                      '(header.stamp is 0), so no transform time can be chosen')
+        try:
+            transform = self._transforms().lookup(target, source, stamp, timeout)
+        except TransformUnavailable as exc:
+            raise QueryFailed(QueryCode.NO_TRANSFORM, f"no 3D points in '{target}': no transform from '{source}' "
+                                                      f'at the image stamp {stamp:.3f} within {timeout:g} s: {exc}')
+        return transform_lifted(lifted, transform), target
 
 
 def server_resized_image(generation: Generation, sent_size: tuple[int, int] | None, task: Task,

@@ -4,10 +4,11 @@ from .annotate import draw_annotations
 from .answer import Answer, PixelBox, PixelPoint, PlanStep
 from .image_encoding import PreparedImage, pass_jpeg_through, prepare_image
 from .camera_model import CameraModel
-from .lift import LiftedPoint, lift_points
+from .lift import DepthSource, LiftedPoint, lift_points, lift_with_model_depth, prefer_measured
 from .parse import parse_completion
 from .prompts import PROMPT_TEMPLATES, assistant_prefill, has_thinking_switch, render_prompt, supported_tasks
 from .request import BuiltRequest, build_request
+from .rigid_transform import RigidTransform, lookup_stamp, transform_lifted
 from .resize import ImageBudget, model_input_size, smart_resize
 from .structured_outputs import ConstraintDialect, completion_pattern, constraint_fields
 from .tasks import ModelFamily, ModelSize, ModelSpec, Task, as_model_spec, detect_model, resolve_model
@@ -17,6 +18,7 @@ __all__ = [
     'BuiltRequest',
     'CameraModel',
     'ConstraintDialect',
+    'DepthSource',
     'ImageBudget',
     'LiftedPoint',
     'ModelFamily',
@@ -27,6 +29,7 @@ __all__ = [
     'PixelPoint',
     'PlanStep',
     'PreparedImage',
+    'RigidTransform',
     'Task',
     'as_model_spec',
     'assistant_prefill',
@@ -37,12 +40,16 @@ __all__ = [
     'draw_annotations',
     'has_thinking_switch',
     'lift_points',
+    'lift_with_model_depth',
+    'lookup_stamp',
     'model_input_size',
     'parse_completion',
     'pass_jpeg_through',
+    'prefer_measured',
     'prepare_image',
     'render_prompt',
     'resolve_model',
     'smart_resize',
     'supported_tasks',
+    'transform_lifted',
 ]

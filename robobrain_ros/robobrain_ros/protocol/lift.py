@@ -1,7 +1,9 @@
-"""Lifting pixel points to 3D camera-frame points with a depth image registered to the colour image."""
+"""Lifting pixel points to 3D camera-frame points: with a depth image registered to the colour image, or with the
+depth the model wrote in its answer (RoboBrain 2.5 trajectories: (x, y, d), d in metres)."""
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,11 +14,19 @@ from .answer import PixelPoint
 from .camera_model import CameraModel
 
 
+class DepthSource(enum.IntEnum):
+    """Where a lifted point's depth came from (the values of robobrain_interfaces/LiftedPoint's DEPTH_*)."""
+
+    NONE = 0
+    IMAGE = 1       # the depth image synchronised with the colour frame
+    MODEL = 2       # the model's answer (RoboBrain 2.5 trajectory (x, y, d))
+
+
 @dataclass(frozen=True)
 class LiftedPoint:
-    """A point in the camera optical frame (metres; x right, y down, z forward).
+    """A point in the camera optical frame (metres; x right, y down, z forward), or moved into another frame.
 
-    Invalid points (no usable depth around them, or outside the image) are x=y=z=0, depth=NaN.
+    Invalid points (no usable depth around them, or outside the image) are x=y=z=0, depth=NaN, source NONE.
     """
 
     x: float
@@ -24,6 +34,7 @@ class LiftedPoint:
     z: float
     valid: bool
     depth: float
+    source: DepthSource = DepthSource.NONE
 
 
 _INVALID = LiftedPoint(0.0, 0.0, 0.0, False, math.nan)
@@ -91,8 +102,45 @@ def lift_points(
         if value is None:
             continue
         z = value * depth_unit
-        lifted[index] = LiftedPoint(float(x_n) * z, float(y_n) * z, z, True, z)
+        lifted[index] = LiftedPoint(float(x_n) * z, float(y_n) * z, z, True, z, DepthSource.IMAGE)
     return lifted
+
+
+def lift_with_model_depth(
+    points: Sequence[PixelPoint],
+    depths: Sequence[float],
+    colour_size: tuple[int, int],
+    camera: CameraModel,
+    rectified: bool,
+) -> list[LiftedPoint]:
+    """Lift points with the depth [m] the model gave for each (RoboBrain 2.5 trajectories), read as Z (REP 118).
+
+    points and colour_size as for lift_points; depths has one value per point (NaN where the model gave none).
+    A point outside the image, or whose depth is not a positive finite number, is invalid. ValueError when the
+    calibration is for another image size or cannot be inverted.
+    """
+    if len(depths) != len(points):
+        raise ValueError(f'{len(depths)} model depths for {len(points)} points')
+    colour_width, colour_height = int(colour_size[0]), int(colour_size[1])
+    if (camera.width, camera.height) != (colour_width, colour_height):
+        raise ValueError(f'camera_info is for {camera.width}x{camera.height}, but the image is '
+                         f'{colour_width}x{colour_height}')
+    usable = [i for i, p in enumerate(points)
+              if 0.0 <= p.x <= colour_width and 0.0 <= p.y <= colour_height
+              and math.isfinite(depths[i]) and depths[i] > 0.0]
+    rays = camera.normalised(np.array([(points[i].x - 0.5, points[i].y - 0.5) for i in usable],
+                                      dtype=np.float64).reshape(-1, 2), rectified)
+    lifted = [_INVALID] * len(points)
+    for index, (x_n, y_n) in zip(usable, rays):
+        z = float(depths[index])
+        lifted[index] = LiftedPoint(float(x_n) * z, float(y_n) * z, z, True, z, DepthSource.MODEL)
+    return lifted
+
+
+def prefer_measured(measured: Sequence[LiftedPoint], from_model: Sequence[LiftedPoint]) -> list[LiftedPoint]:
+    """Per point, the depth image's 3D point where it had a usable depth, else the model's (a measurement beats the
+    model's estimate; the model's fills the depth image's holes)."""
+    return [m if m.valid else f for m, f in zip(measured, from_model)]
 
 
 def _median_depth(depth: np.ndarray, column: int, row: int, window: int) -> float | None:

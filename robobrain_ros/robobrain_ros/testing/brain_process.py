@@ -53,7 +53,9 @@ def brain_executable() -> list[str]:
 
 class BrainProcess:
     def __init__(self, params: dict[str, Any], name: str = 'robobrain', namespace: str = '',
-                 log_dir: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+                 log_dir: str | Path | None = None, env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
+        """command: what to run instead of the installed brain_node (it must take the same --ros-args)."""
         self.name = name
         self.namespace = namespace
         self._params = params
@@ -62,6 +64,7 @@ class BrainProcess:
         self.params_file = self._dir / f'{name}.params.yaml'
         self.log_path = self._dir / f'{name}.log'
         self._env = env or {}
+        self._command = command
         self.process: subprocess.Popen | None = None
 
     @property
@@ -71,7 +74,7 @@ class BrainProcess:
     def start(self) -> 'BrainProcess':
         flat = {k: v for k, v in self._params.items()}
         self.params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': nest(flat)}}))
-        command = brain_executable() + ['--ros-args', '--params-file', str(self.params_file),
+        command = (self._command or brain_executable()) + ['--ros-args', '--params-file', str(self.params_file),
                                         '-r', f'__node:={self.name}']
         if self.namespace:
             command += ['-r', f'__ns:={self.namespace}']

@@ -58,9 +58,9 @@ def start_brain(tmp_path_factory, ros_client):
     log_dir = tmp_path_factory.mktemp('brain')
 
     def start(params: dict, name: str = 'robobrain', wait_for: str = 'point', timeout: float = 60.0,
-              env: dict[str, str] | None = None):
+              env: dict[str, str] | None = None, command: list[str] | None = None):
         from robobrain_ros.brain_client import BrainClient
-        process = BrainProcess(params, name=name, log_dir=log_dir, env=env).start()
+        process = BrainProcess(params, name=name, log_dir=log_dir, env=env, command=command).start()
         started.append(process)
         client = BrainClient(brain_name=f'/{name}', context=ros_client.node.context,
                              node_name=f'client_of_{name}')
