@@ -3,7 +3,7 @@
     ros2 launch robobrain_ros brain.launch.py
     ros2 launch robobrain_ros brain.launch.py server_url:=http://10.0.0.5:9010/v1,http://10.0.0.6:9010/v1 \
         image:=/camera/color/image_raw depth:=/camera/aligned_depth_to_color/image_raw \
-        camera_info:=/camera/color/camera_info use_rviz:=true
+        camera_info:=/camera/color/camera_info target_frame:=base_link use_rviz:=true
     ros2 launch robobrain_ros brain.launch.py serve:=true serve_config:=/path/to/robobrain2_7b_cuda.yaml
 
 Everything here is also reachable without launch: `ros2 run robobrain_ros brain_node --ros-args
@@ -36,6 +36,8 @@ ARGUMENTS = {   # name -> (default, description)
     'compressed_image': ('', 'sensor_msgs/CompressedImage topic; empty = the one in config'),
     'camera_info': ('', 'CameraInfo topic; empty = the one in config'),
     'depth': ('', 'registered depth topic (16UC1 mm or 32FC1 m); empty = the one in config'),
+    'target_frame': ('', 'frame of every 3D answer, e.g. base_link (tf2, at the image\'s stamp); empty = the one in '
+                         'config (there: the camera optical frame)'),
     'use_rviz': ('false', 'start RViz with config/brain.rviz (skipped with a warning when rviz2 is not installed)'),
     'serve': ('false', 'start the model server first (robobrain_ros serve); the node then asks that server'),
     'serve_config': (os.path.join(SHARE, 'config', 'serve', 'cpu_smoke.yaml'),

@@ -73,8 +73,9 @@ def serve_config_url(serve_config: str) -> str:
 
 
 # Launch argument -> node parameter it overrides when given (empty = the params file's value).
-TOPIC_ARGUMENTS = {'image': 'topics.image', 'compressed_image': 'topics.compressed_image',
-                   'camera_info': 'topics.camera_info', 'depth': 'topics.depth'}
+PARAMETER_ARGUMENTS = {'model': 'server.model', 'image': 'topics.image',
+                       'compressed_image': 'topics.compressed_image', 'camera_info': 'topics.camera_info',
+                       'depth': 'topics.depth', 'target_frame': 'frames.target_frame'}
 
 
 @dataclass
@@ -115,7 +116,7 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
 
     - server_url: a comma-separated failover list; empty = the params file's, except with serve:=true, where the
       node follows the serve config's host and port (so the node asks where the server listens).
-    - model, image, compressed_image, camera_info, depth: empty = the params file's value.
+    - model, image, compressed_image, camera_info, depth, target_frame: empty = the params file's value.
     - use_rviz:=true without rviz2 installed: RViz is skipped with a warning; the brain still starts.
     """
     serve = parse_flag('serve', arguments.get('serve', 'false'))
@@ -126,13 +127,10 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
     overrides: dict[str, object] = {}
     if urls is not None:
         overrides['server.base_urls'] = urls
-    model = arguments.get('model', '').strip()
-    if model:
-        overrides['server.model'] = model
-    for argument, parameter in TOPIC_ARGUMENTS.items():
-        topic = arguments.get(argument, '').strip()
-        if topic:
-            overrides[parameter] = topic
+    for argument, parameter in PARAMETER_ARGUMENTS.items():
+        value = arguments.get(argument, '').strip()
+        if value:
+            overrides[parameter] = value
     warnings = []
     rviz = use_rviz and rviz_installed()
     if use_rviz and not rviz:

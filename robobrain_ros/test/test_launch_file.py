@@ -25,7 +25,8 @@ SERVE_CONFIGS = PACKAGE / 'config' / 'serve'
 def arguments(**given: str) -> dict[str, str]:
     """The launch arguments as the launch file passes them: every one, defaults as declared."""
     values = {'config': str(PACKAGE / 'config' / 'brain.yaml'), 'server_url': '', 'model': '', 'namespace': '',
-              'image': '', 'compressed_image': '', 'camera_info': '', 'depth': '', 'use_rviz': 'false',
+              'image': '', 'compressed_image': '', 'camera_info': '', 'depth': '', 'target_frame': '',
+              'use_rviz': 'false',
               'serve': 'false', 'serve_config': str(SERVE_CONFIGS / 'cpu_smoke.yaml')}
     values.update(given)
     return values
@@ -97,6 +98,7 @@ def test_only_given_arguments_override_the_params_file():
     assert plan().overrides == {}
     assert plan(model='RoboBrain2.0-7B', image='/cam/image_raw', depth='/cam/depth').overrides == {
         'server.model': 'RoboBrain2.0-7B', 'topics.image': '/cam/image_raw', 'topics.depth': '/cam/depth'}
+    assert plan(target_frame=' base_link ').overrides == {'frames.target_frame': 'base_link'}
 
 
 @pytest.mark.parametrize('word, value', [('true', True), ('True', True), ('1', True), ('false', False),
