@@ -41,7 +41,7 @@ PY
 echo "== leg $LEG: $versions (ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
 selection=(robobrain_ros/test)
 case "$LEG" in
-  jazzy) selection+=(-p leg_selection --leg-unit-only --leg-keep test_node_actions.py) ;;
+  jazzy) selection+=(-p leg_selection --leg-unit-only --leg-keep test_node_actions.py --leg-keep test_node_frames.py) ;;
   py310) selection+=(-p leg_selection --leg-unit-only)
          # CI runs this leg first, before any leg has built .venv/vllm: a test that needs the vLLM interpreter
          # must fail here on a warm machine too, not only on a clean clone.

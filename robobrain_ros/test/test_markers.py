@@ -32,3 +32,11 @@ def test_an_answer_without_3d_points_still_clears_the_previous_markers():
         array = answer_markers(answer, 0.0)
         assert [m.action for m in array.markers] == [Marker.DELETEALL], type(answer).__name__
 
+
+
+def test_markers_are_in_the_frame_of_the_3d_part_stamped_as_the_image():
+    answer = points_answer(True)
+    answer.info.header.stamp.sec = 42
+    answer.info.frame_3d = 'base_link'
+    markers = answer_markers(answer, 0.0).markers
+    assert {(m.header.frame_id, m.header.stamp.sec) for m in markers} == {('base_link', 42)}

@@ -1,4 +1,5 @@
-"""RViz markers for an answer's 3D points, in the camera optical frame of the image the answer is about.
+"""RViz markers for an answer's 3D points, in the frame of its 3D part (info.frame_3d: the target frame or the
+camera optical frame), stamped as the image the answer is about.
 
 Each array starts with DELETEALL, so the markers on screen are always those of the latest answer.
 Namespaces: robobrain/points, robobrain/box_centre, robobrain/trajectory, robobrain/labels.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
+from robobrain_ros.node.answer_messages import header_3d
 from robobrain_ros.protocol import annotate
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
@@ -34,7 +36,8 @@ def answer_markers(answer, lifetime_s: float) -> MarkerArray:
     An answer without 3D points (no depth, a plan, a failed goal) still clears the previous answer's markers:
     RViz must never show points the latest answer did not give.
     """
-    header = answer.info.header
+    # No valid 3D point: no frame_3d, and the DELETEALL goes out in the image's frame.
+    header = header_3d(answer.info) if answer.info.frame_3d else answer.info.header
     lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1.0) * 1e9))
     if isinstance(answer, (PointsAnswer, TrajectoryAnswer)):
         valid = [(i, p.position) for i, p in enumerate(answer.points_3d) if p.valid]
