@@ -250,3 +250,17 @@ def test_without_tf2_a_target_frame_parameter_fails_configure_naming_what_to_ins
         assert wait_until(lambda: 'configure failed' in process.log(), 30.0), process.log()
         assert ("configure failed: frames.target_frame is 'base_link', but tf2_ros is not installed, and target "
                 'frames need it: install it with your ROS 2 (apt install ros-$ROS_DISTRO-tf2-ros-py') in process.log()
+
+
+def test_every_parameter_of_the_cameras_has_a_value(brain):
+    # A declared parameter without a value makes the get_parameters service answer nothing (`ros2 param dump`).
+    from rcl_interfaces.srv import GetParameters, ListParameters
+    from test_node_lifecycle import call
+
+    names = call(brain.node, ListParameters, f'/{NAME}/list_parameters', ListParameters.Request()).result.names
+    values = call(brain.node, GetParameters, f'/{NAME}/get_parameters', GetParameters.Request(names=names)).values
+    assert {'cameras.names', 'cameras.wrist.depth', 'cameras.wrist.depth_registered'} <= set(names)
+    assert len(values) == len(names)
+    by_name = dict(zip(names, values))
+    assert list(by_name['cameras.names'].string_array_value) == ['head', 'wrist']
+    assert by_name['cameras.wrist.depth_wait'].double_value == 0.2     # camera.depth_wait, not overridden

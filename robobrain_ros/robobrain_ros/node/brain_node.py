@@ -40,7 +40,7 @@ from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig, Serv
 from robobrain_ros.client.generation import GenerationRunner
 from robobrain_ros.node import parameters
 from robobrain_ros.node.answer_messages import answer_message
-from robobrain_ros.node.camera import Camera, camera_name_problem
+from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera
 from robobrain_ros.node.draining_action_server import DrainingActionServer
 from robobrain_ros.node.frame_cache import CachedFrame
 from robobrain_ros.node.goal_registry import GoalRegistry
@@ -136,14 +136,14 @@ class BrainNode(LifecycleNode):
         problem = _url_problem(urls)
         if problem:
             raise ConfigurationError(problem)
-        problem = camera_name_problem(v['cameras.names']) or parameters.check_settings(v)
+        problem = parameters.check_settings(v)
         if problem:
             raise ConfigurationError(problem)
         topics = parameters.camera_topics(v)
         for name, camera_topics in topics.items():
             if not camera_topics.colour:
-                where = (f'cameras.{name}.image and cameras.{name}.compressed_image' if v['cameras.names'] else
-                         'topics.image and topics.compressed_image')
+                where = ('topics.image and topics.compressed_image' if name == DEFAULT_CAMERA else
+                         f'cameras.{name}.image and cameras.{name}.compressed_image')
                 raise ConfigurationError(f'{where} are both empty: the node would have no camera {name} '
                                          '(set at least one)')
         if v['frames.target_frame']:

@@ -13,7 +13,6 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 
 from robobrain_ros.client import split_base_urls
 from robobrain_ros.node.camera import DEFAULT_CAMERA, CameraTopics, camera_name_problem
@@ -21,6 +20,7 @@ from robobrain_ros.node.depth_lifting import LiftSettings
 from robobrain_ros.node.query_pipeline import PipelineSettings
 from robobrain_ros.node.server_profile import NegotiationSettings
 from robobrain_ros.protocol import ImageBudget, Task
+from robobrain_ros.protocol.request import NODE_OWNED_KEYS
 
 THINKING_CHOICES = ('off', 'on', 'none')
 FAMILY_CHOICES = ('auto', 'robobrain2.0', 'robobrain2.5')
@@ -76,7 +76,8 @@ PARAMETERS: dict[str, Spec] = {
     'model.min_pixels': Spec(3136, '[px] smallest image sent (smaller frames are scaled up)',
                              int_range=(784, 1000000)),
     'model.extra_body': Spec('', 'JSON object merged into every request body, e.g. {"top_p": 0.95, "min_tokens": 8}; '
-                             'empty = nothing'),
+                             'keys the node sets itself (messages, model, max_tokens, the answer constraint, ...) '
+                             'are refused; empty = nothing'),
     'model.send_processor_kwargs': Spec(False, 'also send the pixel budget as mm_processor_kwargs (only for '
                                         'servers started with --trust-request-mm-kwargs)'),
     'model.jpeg_quality': Spec(90, 'JPEG quality of the image sent to the server', int_range=(50, 100)),
@@ -136,10 +137,8 @@ CAMERA_NAMES = 'cameras.names'
 # cameras.<name>.<key>: the camera's topics, with their defaults under the camera's name ('' = none).
 CAMERA_TOPICS = {'image': '{name}/image', 'compressed_image': '{name}/image/compressed',
                  'camera_info': '{name}/camera_info', 'depth': '{name}/depth'}
-# cameras.<name>.<key> overrides camera.<key> for that camera; unset = the camera.* value.
-CAMERA_OVERRIDES = {'depth_sync_tolerance': Parameter.Type.DOUBLE, 'depth_wait': Parameter.Type.DOUBLE,
-                    'lift_window': Parameter.Type.INTEGER, 'depth_registered': Parameter.Type.BOOL,
-                    'rectified': Parameter.Type.BOOL}
+# cameras.<name>.<key> overrides camera.<key> for that camera; its default is camera.<key>'s value at start.
+CAMERA_OVERRIDES = ('depth_sync_tolerance', 'depth_wait', 'lift_window', 'depth_registered', 'rectified')
 
 
 def _descriptor(name: str, spec: Spec) -> ParameterDescriptor:
@@ -157,25 +156,34 @@ def _descriptor(name: str, spec: Spec) -> ParameterDescriptor:
 def declare_parameters(node: Node) -> None:
     for name, spec in PARAMETERS.items():
         node.declare_parameter(name, spec.default, _descriptor(name, spec))
-    node.declare_parameter(CAMERA_NAMES, Parameter.Type.STRING_ARRAY, ParameterDescriptor(
-        name=CAMERA_NAMES, read_only=True,
-        description='names of the cameras of this node (each with cameras.<name>.image, .compressed_image, '
-                    '.camera_info, .depth and optional overrides of camera.*); unset or empty = one camera, '
-                    f"'{DEFAULT_CAMERA}', on topics.*"))
-    for camera in camera_names(node.get_parameter_or(CAMERA_NAMES, None).value):
+    # Every parameter has a value (a declared, unset one breaks the get_parameters service: `ros2 param dump`
+    # gets nothing). rclpy cannot give a statically typed string array an empty default ([] reads as bytes), so
+    # this one is dynamically typed; configure checks it is a list of names.
+    node.declare_parameter(CAMERA_NAMES, [], ParameterDescriptor(
+        name=CAMERA_NAMES, read_only=True, dynamic_typing=True,
+        description='names of the cameras of this node (string array; each camera has cameras.<name>.image, '
+                    '.compressed_image, .camera_info, .depth and optional overrides of camera.*); empty = one '
+                    f"camera, '{DEFAULT_CAMERA}', on topics.*"))
+    names = node.get_parameter(CAMERA_NAMES).value
+    for camera in camera_names(names) if _is_name_list(names) else []:
         for key, pattern in CAMERA_TOPICS.items():
             name = f'cameras.{camera}.{key}'
             node.declare_parameter(name, pattern.format(name=camera), ParameterDescriptor(
                 name=name, read_only=True, description=f'{key} topic of camera {camera}; empty = not subscribed'))
-        for key, kind in CAMERA_OVERRIDES.items():
+        for key in CAMERA_OVERRIDES:
             name, spec = f'cameras.{camera}.{key}', PARAMETERS[f'camera.{key}']
             descriptor = _descriptor(name, spec)
-            descriptor.description = f'camera {camera} only: {spec.description}; unset = camera.{key}'
-            node.declare_parameter(name, kind, descriptor)
+            descriptor.description = f'camera {camera} only: {spec.description}; default: camera.{key} at start'
+            node.declare_parameter(name, node.get_parameter(f'camera.{key}').value, descriptor)
 
 
-def camera_names(value: list[str] | None) -> list[str]:
-    return list(value or [])
+def camera_names(value: Any) -> list[str]:
+    """cameras.names as a list ([] for the empty default, which rclpy stores as an empty byte array)."""
+    return list(value) if _is_name_list(value) else []
+
+
+def _is_name_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value)
 
 
 def check_choice(name: str, value: Any) -> str:
@@ -187,16 +195,15 @@ def check_choice(name: str, value: Any) -> str:
 
 
 def values(node: Node) -> dict[str, Any]:
-    """Every parameter's value by name: the table's and the cameras' (cameras.names: [] when unset)."""
+    """Every parameter's value by name: the table's and the cameras'."""
     found = {name: node.get_parameter(name).value for name in PARAMETERS}
     found.update({f'cameras.{key}': param.value for key, param in node.get_parameters_by_prefix('cameras').items()})
-    found[CAMERA_NAMES] = camera_names(found.get(CAMERA_NAMES))
     return found
 
 
 def camera_topics(v: dict[str, Any]) -> dict[str, CameraTopics]:
     """Each camera's topics by name, in cameras.names order; no names = the one camera of topics.*."""
-    names = v.get(CAMERA_NAMES) or []
+    names = camera_names(v.get(CAMERA_NAMES))
     if not names:
         return {DEFAULT_CAMERA: CameraTopics(v['topics.image'], v['topics.compressed_image'], v['topics.camera_info'],
                                              v['topics.depth'])}
@@ -231,7 +238,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         max_image_age=v['queries.max_image_age'],
         max_instruction_chars=v['queries.max_instruction_chars'],
         lift=_lift_settings(v, None),
-        camera_lift={name: _lift_settings(v, name) for name in v.get(CAMERA_NAMES) or []},
+        camera_lift={name: _lift_settings(v, name) for name in camera_names(v.get(CAMERA_NAMES))},
         target_frame=v['frames.target_frame'],
         transform_timeout=v['frames.transform_timeout'],
         extra_body=parse_extra_body(v['model.extra_body']),
@@ -252,7 +259,10 @@ def check_settings(v: dict[str, Any]) -> str:
         reason = check_choice(name, value)
         if reason:
             return reason
-    reason = camera_name_problem(v.get(CAMERA_NAMES) or [])
+    names = v.get(CAMERA_NAMES, [])
+    if not _is_name_list(names):
+        return f'cameras.names must be a list of camera names (strings), got {names!r}'
+    reason = camera_name_problem(camera_names(names))
     if reason:
         return reason
     try:
@@ -263,7 +273,8 @@ def check_settings(v: dict[str, Any]) -> str:
 
 
 def parse_extra_body(text: str) -> dict[str, Any]:
-    """model.extra_body as a dict; ValueError naming the problem when it is not a JSON object."""
+    """model.extra_body as a dict; ValueError naming the problem when it is not a JSON object or sets a key the
+    node owns (protocol.request.NODE_OWNED_KEYS)."""
     if not text:
         return {}
     try:
@@ -272,6 +283,11 @@ def parse_extra_body(text: str) -> dict[str, Any]:
         raise ValueError(f'model.extra_body is not valid JSON: {exc}') from None
     if not isinstance(value, dict):
         raise ValueError(f'model.extra_body must be a JSON object, got {type(value).__name__}')
+    owned = sorted(NODE_OWNED_KEYS.intersection(value))
+    if owned:
+        # Merged last into every body, these would replace the node's own messages, limits or answer constraint.
+        raise ValueError(f"model.extra_body may not set {', '.join(owned)}: the node sets it (model.* parameters "
+                         'such as model.max_tokens, model.temperature and model.structured_outputs choose them)')
     return value
 
 
