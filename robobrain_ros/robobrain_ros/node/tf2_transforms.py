@@ -41,7 +41,7 @@ class Tf2TransformLookup:
                                                     Time(nanoseconds=int(round(stamp * 1e9))),
                                                     timeout=Duration(nanoseconds=int(timeout * 1e9)))
         except self._errors as exc:
-            raise TransformUnavailable(f'{type(exc).__name__}: {exc}') from None
+            raise TransformUnavailable(f'{type(exc).__name__}: {str(exc).strip()}') from None
         t, q = stamped.transform.translation, stamped.transform.rotation
         return RigidTransform((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
