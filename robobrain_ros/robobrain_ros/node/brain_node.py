@@ -25,7 +25,7 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -37,10 +37,12 @@ from rclpy.timer import Timer
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.action_table import ACTIONS, ANSWER_TOPICS, BrainAction
 from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig, ServerUnreachable
+from robobrain_ros.client.api_key import insecure_key_urls
 from robobrain_ros.client.generation import GenerationRunner
 from robobrain_ros.node import parameters
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera
+from robobrain_ros.node import rclpy_private_api
 from robobrain_ros.node.draining_action_server import DrainingActionServer
 from robobrain_ros.node.frame_cache import CachedFrame
 from robobrain_ros.node.goal_registry import GoalRegistry
@@ -155,6 +157,9 @@ class BrainNode(LifecycleNode):
             api_key = parameters.load_api_key(v['server.api_key_env'], v['server.api_key_file'])
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        for url in insecure_key_urls(urls, api_key):
+            self.get_logger().warning(f'the API key goes to {url} over plain http: anyone on the network path can '
+                                      'read it (use https, or a server on this machine)')
         config = ClientConfig(base_urls=urls, api_key=api_key, connect_timeout=v['server.connect_timeout'],
                               stall_timeout=v['server.stall_timeout'])
         self._runner = GenerationRunner(ChatClient(config), v['queries.max_concurrent'], v['queries.feedback_period'])
@@ -320,8 +325,12 @@ class BrainNode(LifecycleNode):
     # ---------------------------------------------------------------- actions
     def _create_action_servers(self, result_timeout: int) -> None:
         group = ReentrantCallbackGroup()
+        choice = rclpy_private_api.draining_action_server(rclpy_private_api.rclpy_version())
+        if not choice.use_workaround:
+            self.get_logger().warning(f"{choice.reason}: rclpy's ActionServer takes the goals, one per executor turn")
+        server_class = DrainingActionServer if choice.use_workaround else ActionServer
         for action in ACTIONS:
-            self._entities.append(DrainingActionServer(
+            self._entities.append(server_class(
                 self, action.action_type, f'~/{action.name}',
                 execute_callback=lambda handle, a=action: self._execute(handle, a),
                 goal_callback=self._on_goal, cancel_callback=self._on_cancel,
@@ -742,7 +751,12 @@ def main(args: list[str] | None = None, transform_lookup: TransformLookupFactory
     # camera callbacks, timers and new goals flowing whatever the load.
     threads = (node.get_parameter('queries.max_concurrent').value
                + node.get_parameter('queries.max_queued').value + 4)
-    executor = SubmitOnceExecutor(threads)
+    choice = rclpy_private_api.submit_once_executor(rclpy_private_api.rclpy_version())
+    if choice.use_workaround:
+        executor = SubmitOnceExecutor(threads)
+    else:
+        node.get_logger().warning(f"{choice.reason}: spinning rclpy's MultiThreadedExecutor")
+        executor = MultiThreadedExecutor(threads)
     executor.add_node(node)
     if node.get_parameter('autostart').value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
