@@ -24,6 +24,14 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # Camera frames of any size between processes on this host: shared memory sized for 4K frames (Fast DDS's
 # defaults send a frame as UDP fragments and lose most of them). A profile the user already chose wins.
+# Exported for the whole shell on purpose: this shell runs the tests, the demo and the benchmarks, whose ROS 2
+# processes publish camera frames (the pytest process's `camera` fixture, test_frame_transport's and the
+# benchmark's camera processes) or are the node (it publishes ~/annotated_image). The cost is per process that
+# starts a ROS 2 participant: its whole segment in /dev/shm from start, 68,612 KiB (config/fastdds_large_frames.xml);
+# the vLLM server (.venv/vllm, no ROS 2 in it) and other programs without rclpy pay nothing; `ros2` CLI commands
+# (and the ros2 daemon they start) do. Segments of killed processes: scripts/test.sh and the test session remove
+# them (robobrain_ros/testing/shm_cleanup.py). On a robot, give it to the camera driver and the node only (README,
+# "Camera transport on your robot"; brain.launch.py sets it on the node alone).
 _rb_profile="${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_rb_root/robobrain_ros/config/fastdds_large_frames.xml}}"
 export FASTDDS_DEFAULT_PROFILES_FILE="$_rb_profile"
 # Fast DDS 2 (Humble, Jazzy: libfastrtps) reads only the older name; under Fast DDS 3 it would earn every process

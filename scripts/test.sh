@@ -33,6 +33,10 @@ for leg in "${legs[@]}"; do
   esac
   outcome[$leg]+=", $(( SECONDS - start )) s"
 done
+# Fast DDS leaves a killed process's shared-memory segment in /dev/shm (68,612 KiB each with the large-frame
+# profile). Each pytest session removes those of dead processes at its end (ros_fixtures); this catches what a
+# killed or crashed pytest left itself. Files of live processes (other runs on this machine) are never touched.
+shm_cleanup="$(python3 robobrain_ros/robobrain_ros/testing/shm_cleanup.py 2>&1 || echo 'failed (exit status ignored)')"
 printf '\n######## summary of the legs (full output in log/legs/) ########\n'
 for leg in "${legs[@]}"; do
   versions="$(grep -m1 '^== leg ' "log/legs/$leg.txt" | sed 's/^== leg [^:]*: //; s/ (ROS_DOMAIN_ID=.*//' || true)"
@@ -40,4 +44,5 @@ for leg in "${legs[@]}"; do
   # The leg's pytest summary line as pytest printed it.
   grep -E '^=+ .*(passed|failed|error|skipped|deselected|no tests ran).* in [0-9.]+s' "log/legs/$leg.txt" | tail -1 || true
 done
+echo "shm cleanup: $shm_cleanup"
 exit "$failed"

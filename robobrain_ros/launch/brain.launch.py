@@ -9,15 +9,16 @@
 Everything here is also reachable without launch: `ros2 run robobrain_ros brain_node --ros-args
 --params-file config/brain.yaml -p server.base_urls:="['http://...']"` (the tests do exactly that),
 `ros2 run robobrain_ros serve --config <serve yaml>`, `rviz2 -d config/brain.rviz`, and
-`export FASTDDS_DEFAULT_PROFILES_FILE=<share>/config/fastdds_large_frames.xml`. The decisions (URL list,
-serve-config URL, RViz present or not, Fast DDS profile) live in robobrain_ros/launch_plan.py, unit-tested.
+`FASTDDS_DEFAULT_PROFILES_FILE=<share>/config/fastdds_large_frames.xml` in the node's environment (this launch
+sets it on the brain node only). The decisions (URL list, serve-config URL, RViz present or not, Fast DDS
+profile) live in robobrain_ros/launch_plan.py, unit-tested.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -51,14 +52,17 @@ def _start(context):
     logger = get_logger('robobrain.launch')
     for warning in plan.warnings:
         logger.warning(warning)
-    actions = [SetEnvironmentVariable(name, value) for name, value in plan.environment.items()]
+    actions = []
     if plan.serve:
         actions.append(ExecuteProcess(
             cmd=['ros2', 'run', 'robobrain_ros', 'serve', '--config', given['serve_config']],
             name='serve', output='screen'))
+    # The Fast DDS large-frame profile on the brain node only (it publishes camera-sized frames): each process that
+    # loads it holds its whole shared-memory segment in /dev/shm, so serve and RViz start without it.
     actions.append(Node(
         package='robobrain_ros', executable='brain_node', name='robobrain', namespace=given['namespace'],
-        output='screen', emulate_tty=True, parameters=[given['config'], plan.overrides]))
+        output='screen', emulate_tty=True, parameters=[given['config'], plan.overrides],
+        additional_env=plan.node_environment))
     if plan.rviz:
         actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
                             arguments=['-d', os.path.join(SHARE, 'config', 'brain.rviz')]))

@@ -84,16 +84,21 @@ class LaunchPlan:
     overrides: dict[str, object]           # node parameters set over the params file (only those given)
     serve: bool
     rviz: bool
-    environment: dict[str, str] = field(default_factory=dict)   # set for every process the launch starts
+    # Added to the brain node's environment only (its Node action's additional_env): the large-frame Fast DDS
+    # profile, whose shared-memory segment every process that loads it holds whole in /dev/shm (68,612 KiB) from
+    # start. The node publishes frames (~/annotated_image); serve (no DDS at all) and RViz (a reader) get nothing.
+    node_environment: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
 def fastdds_profile_environment(environ: Mapping[str, str], share_dir: str) -> tuple[dict[str, str], str | None]:
     """Point Fast DDS at the package's large-frame profile unless the user already chose a profile file.
 
-    Returns (variables to set, warning or None). Fast DDS 2 (ROS_DISTRO humble, iron, jazzy) reads
-    FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 FASTDDS_DEFAULT_PROFILES_FILE (and warns about the other); an
-    unknown distribution gets both. A profile the user set in either is kept as it is.
+    Returns (variables to set in the brain node's environment, warning or None): for the node only, as a process
+    that publishes camera-sized frames; config/fastdds_large_frames.xml says what it costs each process.
+    Fast DDS 2 (ROS_DISTRO humble, iron, jazzy) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3
+    FASTDDS_DEFAULT_PROFILES_FILE (and warns about the other); an unknown distribution gets both. A profile the
+    user set in either is kept as it is.
     """
     if any(environ.get(name) for name in FASTDDS_PROFILE_VARIABLES):
         return {}, None
@@ -118,6 +123,7 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
       node follows the serve config's host and port (so the node asks where the server listens).
     - model, image, compressed_image, camera_info, depth, target_frame: empty = the params file's value.
     - use_rviz:=true without rviz2 installed: RViz is skipped with a warning; the brain still starts.
+    - the large-frame Fast DDS profile (unless the user set one): in `node_environment`, the brain node's only.
     """
     serve = parse_flag('serve', arguments.get('serve', 'false'))
     use_rviz = parse_flag('use_rviz', arguments.get('use_rviz', 'false'))
@@ -137,10 +143,10 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
         warnings.append('use_rviz:=true but rviz2 is not installed (no rviz2 package in the ament index): '
                         'starting without RViz; install ros-$ROS_DISTRO-rviz2 or run RViz on another machine '
                         'with -d config/brain.rviz')
-    environment, warning = fastdds_profile_environment(environ, share_dir)
+    node_environment, warning = fastdds_profile_environment(environ, share_dir)
     if warning:
         warnings.append(warning)
-    return LaunchPlan(overrides=overrides, serve=serve, rviz=rviz, environment=environment,
+    return LaunchPlan(overrides=overrides, serve=serve, rviz=rviz, node_environment=node_environment,
                       warnings=warnings)
 
 

@@ -8,6 +8,8 @@ How it was run by hand with the upstream launch tools: docs/RELIABILITY.md ("Lau
 from __future__ import annotations
 
 import ast
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -137,10 +139,10 @@ def test_fastdds_profile_of_the_package_unless_the_user_chose_one(tmp_path):
     (tmp_path / 'config').mkdir()
     profile = tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME
     profile.write_text('<profiles/>')
-    assert plan(share_dir=tmp_path).environment == {'FASTDDS_DEFAULT_PROFILES_FILE': str(profile),
+    assert plan(share_dir=tmp_path).node_environment == {'FASTDDS_DEFAULT_PROFILES_FILE': str(profile),
                                                     'FASTRTPS_DEFAULT_PROFILES_FILE': str(profile)}
     for name in launch_plan.FASTDDS_PROFILE_VARIABLES:
-        assert plan(share_dir=tmp_path, environ={name: '/mine.xml'}).environment == {}
+        assert plan(share_dir=tmp_path, environ={name: '/mine.xml'}).node_environment == {}
 
 
 def test_fastdds_profile_variable_follows_the_distributions_fast_dds(tmp_path):
@@ -149,16 +151,27 @@ def test_fastdds_profile_variable_follows_the_distributions_fast_dds(tmp_path):
     (tmp_path / 'config').mkdir()
     profile = str(tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME)
     Path(profile).write_text('<profiles/>')
-    assert plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'jazzy'}).environment == {
+    assert plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'jazzy'}).node_environment == {
         'FASTRTPS_DEFAULT_PROFILES_FILE': profile}
-    assert plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'kilted'}).environment == {
+    assert plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'kilted'}).node_environment == {
         'FASTDDS_DEFAULT_PROFILES_FILE': profile}
 
 
 def test_missing_fastdds_profile_is_a_warning_not_a_broken_variable(tmp_path):
     missing = plan(share_dir=tmp_path)
-    assert missing.environment == {}
+    assert missing.node_environment == {}
     assert any(launch_plan.FASTDDS_PROFILE_NAME in w for w in missing.warnings)
+
+
+def test_fastdds_profile_is_for_the_brain_node_only(tmp_path):
+    """Before: LaunchPlan.environment, set by SetEnvironmentVariable for every process the launch starts (serve,
+    RViz), each of which then held the profile's whole shared-memory segment in /dev/shm."""
+    (tmp_path / 'config').mkdir()
+    (tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME).write_text('<profiles/>')
+    chosen = plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'kilted'}, serve='true', use_rviz='true')
+    assert chosen.node_environment == {
+        'FASTDDS_DEFAULT_PROFILES_FILE': str(tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME)}
+    assert not hasattr(chosen, 'environment'), 'no environment for every process'
 
 
 # ---------------------------------------------------------------- the launch file itself
@@ -219,3 +232,72 @@ def test_rviz_config_displays_have_a_class_and_the_node_topics():
     from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera, CameraTopics
     camera = Camera(DEFAULT_CAMERA, CameraTopics('image', '', 'camera_info', 'depth'))
     assert (camera.output_topic('markers'), camera.output_topic('annotated_image')) == ('~/markers', '~/annotated_image')
+
+
+# ---------------------------------------------------------------- the launch file run with stand-in launch classes
+class Recorded:
+    """Stands in for a launch action: keeps what it was built with."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+def stand_in_launch_modules(given: dict[str, str]) -> dict[str, types.ModuleType]:
+    """`launch` and `launch_ros` modules with the names brain.launch.py imports (no wheels of them here)."""
+    kinds = {}
+    modules = {name: types.ModuleType(name) for name in (
+        'launch', 'launch.actions', 'launch.logging', 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
+    for module, names in (('launch', ['LaunchDescription']),
+                          ('launch.actions', ['DeclareLaunchArgument', 'ExecuteProcess', 'OpaqueFunction',
+                                              'SetEnvironmentVariable', 'SetLaunchConfiguration']),
+                          ('launch_ros.actions', ['Node'])):
+        for name in names:
+            kinds[name] = type(name, (Recorded,), {})
+            setattr(modules[module], name, kinds[name])
+
+    class LaunchConfiguration:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def perform(self, context) -> str:
+            return given[self.name]
+
+    modules['launch.substitutions'].LaunchConfiguration = LaunchConfiguration
+    modules['launch.logging'].get_logger = lambda name: types.SimpleNamespace(warning=lambda message: None)
+    return modules
+
+
+def run_launch_file(monkeypatch, user_profile: str | None = None, **given: str) -> list[Recorded]:
+    """The actions brain.launch.py's OpaqueFunction returns for these arguments, in a shell with no Fast DDS profile
+    set or with `user_profile`."""
+    for name in launch_plan.FASTDDS_PROFILE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if user_profile:
+        monkeypatch.setenv('FASTDDS_DEFAULT_PROFILES_FILE', user_profile)
+    monkeypatch.setenv('ROS_DISTRO', 'kilted')
+    for name, module in stand_in_launch_modules(arguments(**given)).items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(launch_plan, 'package_installed', lambda name: True)   # rviz2 "installed"
+    namespace: dict = {'__file__': str(LAUNCH_FILE), '__name__': 'brain_launch'}
+    exec(compile(LAUNCH_FILE.read_text(), str(LAUNCH_FILE), 'exec'), namespace)   # noqa: S102 - the repo's own file
+    description = namespace['generate_launch_description']()
+    opaque, = [a for a in description.args[0] if type(a).__name__ == 'OpaqueFunction']
+    return opaque.kwargs['function'](context=None)
+
+
+def test_launch_gives_the_fastdds_profile_to_the_brain_node_only(monkeypatch):
+    """Before: SetEnvironmentVariable for the profile, so serve and RViz each held a 268 MiB segment in /dev/shm."""
+    actions = run_launch_file(monkeypatch, serve='true', use_rviz='true')
+    assert [type(a).__name__ for a in actions] == ['ExecuteProcess', 'Node', 'Node'], 'serve, brain, rviz'
+    serve, brain, rviz = actions
+    assert brain.kwargs['executable'] == 'brain_node' and rviz.kwargs['executable'] == 'rviz2'
+    profile = brain.kwargs['additional_env']['FASTDDS_DEFAULT_PROFILES_FILE']
+    assert Path(profile).name == launch_plan.FASTDDS_PROFILE_NAME and Path(profile).is_file()
+    for other in (serve, rviz):
+        assert not other.kwargs.get('additional_env') and not other.kwargs.get('env'), other.kwargs
+
+
+def test_launch_keeps_a_profile_the_user_chose(monkeypatch):
+    actions = run_launch_file(monkeypatch, user_profile='/robot/fastdds.xml')
+    assert [type(a).__name__ for a in actions] == ['Node']
+    assert actions[0].kwargs['additional_env'] == {}   # the node inherits the user's variable from the launch

@@ -9,6 +9,9 @@
   STOP_TIMEOUT (else the module's last test errors in teardown, with the node's log).
 - `camera`: publishes synthetic frames (and optional depth + camera_info) on the topics a brain listens to.
 - `ros_context`: an rclpy Context of the test's own, for in-process tests of rclpy parts (executors, servers).
+- at the end of the session, the Fast DDS shared-memory files of processes that are gone (a node stopped with
+  SIGKILL, a child ended by os._exit) are removed from /dev/shm (robobrain_ros.testing.shm_cleanup): with the
+  large-frame profile each is a 68,612 KiB segment. Those of live processes (this one's, other runs') stay.
 
 ROS traffic stays on loopback, in a DDS domain chosen for this run (ROS_DOMAIN_ID), set before rclpy starts.
 """
@@ -26,9 +29,22 @@ import pytest
 from robobrain_ros.testing.brain_process import BrainProcess
 
 STOP_TIMEOUT = 10.0   # [s] from SIGINT to the node's exit, at the end of each test module
+_SHM_CLEANED = pytest.StashKey[object]()
 
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove what Fast DDS left in /dev/shm for the processes this session killed (their owners are dead)."""
+    from robobrain_ros.testing.shm_cleanup import clean
+    session.config.stash[_SHM_CLEANED] = clean()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    cleaned = terminalreporter.config.stash.get(_SHM_CLEANED, None)
+    if cleaned is not None and cleaned.removed:
+        terminalreporter.write_line(f'shm cleanup: {cleaned.summary()}')
 
 
 @pytest.fixture
