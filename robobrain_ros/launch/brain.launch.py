@@ -5,6 +5,7 @@
         image:=/camera/color/image_raw depth:=/camera/aligned_depth_to_color/image_raw \
         camera_info:=/camera/color/camera_info target_frame:=base_link use_rviz:=true
     ros2 launch robobrain_ros brain.launch.py serve:=true serve_config:=/path/to/robobrain2_7b_cuda.yaml
+        (the node starts once the server is ready; the launch ends when the server exits)
 
 Everything here is also reachable without launch: `ros2 run robobrain_ros brain_node --ros-args
 --params-file config/brain.yaml -p server.base_urls:="['http://...']"` (the tests do exactly that),
@@ -18,7 +19,9 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit, OnProcessIO
+from launch.events import Shutdown
 from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -40,9 +43,10 @@ ARGUMENTS = {   # name -> (default, description)
     'target_frame': ('', 'frame of every 3D answer, e.g. base_link (tf2, at the image\'s stamp); empty = the one in '
                          'config (there: the camera optical frame)'),
     'use_rviz': ('false', 'start RViz with config/brain.rviz (skipped with a warning when rviz2 is not installed)'),
-    'serve': ('false', 'start the model server first (robobrain_ros serve); the node then asks that server'),
-    'serve_config': (os.path.join(SHARE, 'config', 'serve', 'cpu_smoke.yaml'),
-                     'serve config for serve:=true (config/serve/*.yaml)'),
+    'serve': ('false', 'start the model server first (robobrain_ros serve); the node starts once it is ready and the '
+                       'launch ends if it exits'),
+    'serve_config': ('', 'serve config for serve:=true, required there: the model to serve (config/serve/*.yaml; '
+                         'cpu_smoke.yaml is a tiny random-weight model for smoke tests)'),
 }
 
 
@@ -52,21 +56,43 @@ def _start(context):
     logger = get_logger('robobrain.launch')
     for warning in plan.warnings:
         logger.warning(warning)
-    actions = []
-    if plan.serve:
-        actions.append(ExecuteProcess(
-            cmd=['ros2', 'run', 'robobrain_ros', 'serve', '--config', given['serve_config']],
-            name='serve', output='screen'))
     # The Fast DDS large-frame profile on the brain node only (it publishes camera-sized frames): each process that
     # loads it holds its whole shared-memory segment in /dev/shm, so serve and RViz start without it.
-    actions.append(Node(
+    brain = Node(
         package='robobrain_ros', executable='brain_node', name='robobrain', namespace=given['namespace'],
         output='screen', emulate_tty=True, parameters=[given['config'], plan.overrides],
-        additional_env=plan.node_environment))
+        additional_env=plan.node_environment)
+    actions = [brain] if plan.served is None else _serve_then(brain, plan.served)
     if plan.rviz:
         actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',
                             arguments=['-d', os.path.join(SHARE, 'config', 'brain.rviz')]))
     return actions
+
+
+def _serve_then(brain, served: launch_plan.ServedModel) -> list:
+    """The server first; the brain node once the server says READY (loading a model takes minutes, and a node
+    started before would report it unreachable meanwhile); the whole launch ends when the server exits."""
+    serve = ExecuteProcess(cmd=['ros2', 'run', 'robobrain_ros', 'serve', '--config', served.config], name='serve',
+                           output='screen')
+    started = []
+
+    def start_brain_when_ready(event):
+        if not started and launch_plan.serve_ready(event.text.decode(errors='replace')):
+            started.append(brain)
+            return [LogInfo(msg=f'model server ready at {served.base_url}: starting the brain node'), brain]
+        return None
+
+    def end_launch(event, context):
+        return [LogInfo(msg=f'the model server exited (code {event.returncode}): ending the launch, the brain node '
+                            'has no server to ask'),
+                EmitEvent(event=Shutdown(reason='model server exited'))]
+
+    return [LogInfo(msg=f'serving {served.model} ({served.config}) at {served.base_url}; the brain node starts when '
+                        'it is ready (loading a model can take minutes)'),
+            serve,
+            RegisterEventHandler(OnProcessIO(target_action=serve, on_stdout=start_brain_when_ready,
+                                             on_stderr=start_brain_when_ready)),
+            RegisterEventHandler(OnProcessExit(target_action=serve, on_exit=end_launch))]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -60,16 +60,43 @@ def parse_server_urls(text: str) -> list[str]:
     return urls
 
 
-def serve_config_url(serve_config: str) -> str:
-    """The OpenAI base URL the serve tool will listen on for this serve YAML (its one entry's host and port)."""
+# What `robobrain_ros serve` prints (on stderr) once its server answers /health: the launch starts the node then.
+SERVE_READY = 'robobrain_ros.serve: READY '
+# The shipped serve config of the tiny random-weight CPU model: for smoke tests, its answers mean nothing.
+SMOKE_SERVE_CONFIG = 'cpu_smoke.yaml'
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What serve:=true will serve, said before it starts."""
+    config: str
+    model: str
+    base_url: str               # where the node reaches it
+
+
+def served_model(serve_config: str) -> ServedModel:
+    """The serve YAML's model and the OpenAI base URL the serve tool will listen on (its one entry's host and port).
+
+    serve_config is required: the model a robot is given is a choice, never a default."""
     from robobrain_ros.serve.command import with_defaults
     from robobrain_ros.serve.config import ConfigError, connect_url, load, resolve_path
 
+    if not serve_config.strip():
+        raise LaunchArgumentError(
+            'serve:=true needs serve_config:=<serve YAML>, the model to serve (config/serve/: robobrain2_7b_cuda.yaml, '
+            f'robobrain2_32b_cuda.yaml, robobrain2_32b_ascend.yaml; {SMOKE_SERVE_CONFIG} is a tiny random-weight '
+            'model for smoke tests)')
     try:
         entry = with_defaults(load(resolve_path(serve_config)).entry())
     except ConfigError as exc:
         raise LaunchArgumentError(f'serve_config:={serve_config}: {exc}') from None
-    return connect_url(entry.host, entry.port) + '/v1'
+    return ServedModel(config=serve_config, model=entry.served_model_name,
+                       base_url=connect_url(entry.host, entry.port) + '/v1')
+
+
+def serve_ready(output: str) -> bool:
+    """True when the serve tool's output holds its READY line."""
+    return any(line.startswith(SERVE_READY) for line in output.splitlines())
 
 
 # Launch argument -> node parameter it overrides when given (empty = the params file's value).
@@ -84,6 +111,7 @@ class LaunchPlan:
     overrides: dict[str, object]           # node parameters set over the params file (only those given)
     serve: bool
     rviz: bool
+    served: ServedModel | None = None      # with serve:=true: the model served and where
     # Added to the brain node's environment only (its Node action's additional_env): the large-frame Fast DDS
     # profile, whose shared-memory segment every process that loads it holds whole in /dev/shm (68,612 KiB) from
     # start. The node publishes frames (~/annotated_image); serve (no DDS at all) and RViz (a reader) get nothing.
@@ -121,6 +149,7 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
 
     - server_url: a comma-separated failover list; empty = the params file's, except with serve:=true, where the
       node follows the serve config's host and port (so the node asks where the server listens).
+    - serve:=true needs serve_config (no default model); the tiny CPU smoke model gets a warning.
     - model, image, compressed_image, camera_info, depth, target_frame: empty = the params file's value.
     - use_rviz:=true without rviz2 installed: RViz is skipped with a warning; the brain still starts.
     - the large-frame Fast DDS profile (unless the user set one): in `node_environment`, the brain node's only.
@@ -128,8 +157,9 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
     serve = parse_flag('serve', arguments.get('serve', 'false'))
     use_rviz = parse_flag('use_rviz', arguments.get('use_rviz', 'false'))
     urls: list[str] | None = parse_server_urls(arguments.get('server_url', '')) or None
-    if urls is None and serve:
-        urls = [serve_config_url(arguments['serve_config'])]
+    served = served_model(arguments.get('serve_config', '')) if serve else None
+    if urls is None and served is not None:
+        urls = [served.base_url]
     overrides: dict[str, object] = {}
     if urls is not None:
         overrides['server.base_urls'] = urls
@@ -138,6 +168,9 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
         if value:
             overrides[parameter] = value
     warnings = []
+    if served is not None and Path(served.config).name == SMOKE_SERVE_CONFIG:
+        warnings.append(f'serve_config:={served.config} serves {served.model}, a tiny model with random weights: its '
+                        'answers mean nothing (smoke tests only)')
     rviz = use_rviz and rviz_installed()
     if use_rviz and not rviz:
         warnings.append('use_rviz:=true but rviz2 is not installed (no rviz2 package in the ament index): '
@@ -146,7 +179,7 @@ def plan_launch(arguments: Mapping[str, str], share_dir: str, environ: Mapping[s
     node_environment, warning = fastdds_profile_environment(environ, share_dir)
     if warning:
         warnings.append(warning)
-    return LaunchPlan(overrides=overrides, serve=serve, rviz=rviz, node_environment=node_environment,
+    return LaunchPlan(overrides=overrides, serve=serve, rviz=rviz, served=served, node_environment=node_environment,
                       warnings=warnings)
 
 

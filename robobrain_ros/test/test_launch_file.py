@@ -29,7 +29,7 @@ def arguments(**given: str) -> dict[str, str]:
     values = {'config': str(PACKAGE / 'config' / 'brain.yaml'), 'server_url': '', 'model': '', 'namespace': '',
               'image': '', 'compressed_image': '', 'camera_info': '', 'depth': '', 'target_frame': '',
               'use_rviz': 'false',
-              'serve': 'false', 'serve_config': str(SERVE_CONFIGS / 'cpu_smoke.yaml')}
+              'serve': 'false', 'serve_config': ''}
     values.update(given)
     return values
 
@@ -66,18 +66,38 @@ def test_a_bad_server_url_fails_the_launch_naming_the_url(text, says):
 
 
 # ---------------------------------------------------------------- serve:=true
+SMOKE = str(SERVE_CONFIGS / 'cpu_smoke.yaml')
+
+
 def test_serve_true_points_the_node_at_the_served_port():
     """Before: serve:=true served on 18000 (cpu_smoke.yaml) while the node asked 9010 (brain.yaml)."""
     served = yaml.safe_load((SERVE_CONFIGS / 'cpu_smoke.yaml').read_text())['serve'][0]['engine_args']
-    chosen = plan(serve='true').overrides['server.base_urls']
+    chosen = plan(serve='true', serve_config=SMOKE).overrides['server.base_urls']
     assert chosen == [f"http://{served['host']}:{served['port']}/v1"] == ['http://127.0.0.1:18000/v1']
     cuda = plan(serve='true', serve_config=str(SERVE_CONFIGS / 'robobrain2_7b_cuda.yaml'))
     assert cuda.overrides['server.base_urls'] == ['http://127.0.0.1:9010/v1']
 
 
 def test_serve_true_with_a_given_server_url_keeps_it():
-    assert plan(serve='true', server_url='http://10.0.0.5:9010/v1').overrides['server.base_urls'] == [
-        'http://10.0.0.5:9010/v1']
+    assert plan(serve='true', serve_config=SMOKE, server_url='http://10.0.0.5:9010/v1').overrides[
+        'server.base_urls'] == ['http://10.0.0.5:9010/v1']
+
+
+def test_serve_true_names_the_model_it_serves_and_needs_a_config():
+    """Before: serve:=true without serve_config silently served the tiny random-weight CPU model."""
+    with pytest.raises(LaunchArgumentError, match='serve:=true needs serve_config:=<serve YAML>, the model to serve'):
+        plan(serve='true')
+    cuda = plan(serve='true', serve_config=str(SERVE_CONFIGS / 'robobrain2_7b_cuda.yaml'))
+    assert cuda.served.model == 'RoboBrain2.0-7B' and cuda.warnings == []
+    smoke = plan(serve='true', serve_config=SMOKE)
+    assert any('random weights: its answers mean nothing' in w for w in smoke.warnings), smoke.warnings
+
+
+def test_the_ready_line_is_what_serve_prints():
+    from robobrain_ros.serve import cli
+    assert launch_plan.SERVE_READY == f'{cli.PROG}: READY '
+    assert launch_plan.serve_ready('loading\nrobobrain_ros.serve: READY http://127.0.0.1:18000/v1 model=m pid=1\n')
+    assert not launch_plan.serve_ready('robobrain_ros.serve: starting cpu server: vllm serve ... READY')
 
 
 def test_serve_config_listening_on_all_interfaces_is_reached_on_loopback(tmp_path):
@@ -168,7 +188,8 @@ def test_fastdds_profile_is_for_the_brain_node_only(tmp_path):
     RViz), each of which then held the profile's whole shared-memory segment in /dev/shm."""
     (tmp_path / 'config').mkdir()
     (tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME).write_text('<profiles/>')
-    chosen = plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'kilted'}, serve='true', use_rviz='true')
+    chosen = plan(share_dir=tmp_path, environ={'ROS_DISTRO': 'kilted'}, serve='true',
+                  serve_config=SMOKE, use_rviz='true')
     assert chosen.node_environment == {
         'FASTDDS_DEFAULT_PROFILES_FILE': str(tmp_path / 'config' / launch_plan.FASTDDS_PROFILE_NAME)}
     assert not hasattr(chosen, 'environment'), 'no environment for every process'
@@ -246,10 +267,14 @@ def stand_in_launch_modules(given: dict[str, str]) -> dict[str, types.ModuleType
     """`launch` and `launch_ros` modules with the names brain.launch.py imports (no wheels of them here)."""
     kinds = {}
     modules = {name: types.ModuleType(name) for name in (
-        'launch', 'launch.actions', 'launch.logging', 'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
+        'launch', 'launch.actions', 'launch.event_handlers', 'launch.events', 'launch.logging',
+        'launch.substitutions', 'launch_ros', 'launch_ros.actions')}
     for module, names in (('launch', ['LaunchDescription']),
-                          ('launch.actions', ['DeclareLaunchArgument', 'ExecuteProcess', 'OpaqueFunction',
-                                              'SetEnvironmentVariable', 'SetLaunchConfiguration']),
+                          ('launch.actions', ['DeclareLaunchArgument', 'EmitEvent', 'ExecuteProcess', 'LogInfo',
+                                              'OpaqueFunction', 'RegisterEventHandler', 'SetEnvironmentVariable',
+                                              'SetLaunchConfiguration']),
+                          ('launch.event_handlers', ['OnProcessExit', 'OnProcessIO']),
+                          ('launch.events', ['Shutdown']),
                           ('launch_ros.actions', ['Node'])):
         for name in names:
             kinds[name] = type(name, (Recorded,), {})
@@ -287,9 +312,10 @@ def run_launch_file(monkeypatch, user_profile: str | None = None, **given: str) 
 
 def test_launch_gives_the_fastdds_profile_to_the_brain_node_only(monkeypatch):
     """Before: SetEnvironmentVariable for the profile, so serve and RViz each held a 268 MiB segment in /dev/shm."""
-    actions = run_launch_file(monkeypatch, serve='true', use_rviz='true')
-    assert [type(a).__name__ for a in actions] == ['ExecuteProcess', 'Node', 'Node'], 'serve, brain, rviz'
-    serve, brain, rviz = actions
+    actions = run_launch_file(monkeypatch, serve='true', serve_config=SMOKE, use_rviz='true')
+    serve, = [a for a in actions if type(a).__name__ == 'ExecuteProcess']
+    brain = started_brain(actions)
+    rviz, = [a for a in actions if type(a).__name__ == 'Node']
     assert brain.kwargs['executable'] == 'brain_node' and rviz.kwargs['executable'] == 'rviz2'
     profile = brain.kwargs['additional_env']['FASTDDS_DEFAULT_PROFILES_FILE']
     assert Path(profile).name == launch_plan.FASTDDS_PROFILE_NAME and Path(profile).is_file()
@@ -301,3 +327,35 @@ def test_launch_keeps_a_profile_the_user_chose(monkeypatch):
     actions = run_launch_file(monkeypatch, user_profile='/robot/fastdds.xml')
     assert [type(a).__name__ for a in actions] == ['Node']
     assert actions[0].kwargs['additional_env'] == {}   # the node inherits the user's variable from the launch
+
+
+def started_brain(actions: list[Recorded]) -> Recorded:
+    """The brain Node that the serve output handler starts on the READY line."""
+    on_output, = [a.args[0] for a in actions if type(a).__name__ == 'RegisterEventHandler'
+                  and type(a.args[0]).__name__ == 'OnProcessIO']
+    started = on_output.kwargs['on_stderr'](types.SimpleNamespace(
+        text=b'robobrain_ros.serve: READY http://127.0.0.1:18000/v1 model=tiny pid=7\n'))
+    return next(a for a in started if type(a).__name__ == 'Node')
+
+
+def test_with_serve_the_node_starts_when_the_server_is_ready_and_the_launch_ends_with_it(monkeypatch):
+    """Before: the node started beside a loading server (ERROR unreachable meanwhile) and kept running when it died."""
+    actions = run_launch_file(monkeypatch, serve='true', serve_config=SMOKE)
+    assert 'Node' not in [type(a).__name__ for a in actions], 'the brain node waits for the server'
+    serve, = [a for a in actions if type(a).__name__ == 'ExecuteProcess']
+    handlers = {type(a.args[0]).__name__: a.args[0] for a in actions if type(a).__name__ == 'RegisterEventHandler'}
+    on_output = handlers['OnProcessIO']
+    assert on_output.kwargs['target_action'] is serve
+    not_yet = types.SimpleNamespace(text=b'robobrain_ros.serve: starting cpu server: vllm serve ...\n')
+    assert on_output.kwargs['on_stderr'](not_yet) is None
+    brain = started_brain(actions)
+    assert brain.kwargs['executable'] == 'brain_node'
+    assert on_output.kwargs['on_stderr'](types.SimpleNamespace(
+        text=b'robobrain_ros.serve: READY http://127.0.0.1:18000/v1\n')) is None, 'one brain node, once'
+    on_exit = handlers['OnProcessExit']
+    assert on_exit.kwargs['target_action'] is serve
+    ending = on_exit.kwargs['on_exit'](types.SimpleNamespace(returncode=1), None)
+    assert [type(a).__name__ for a in ending] == ['LogInfo', 'EmitEvent']
+    assert 'the model server exited (code 1): ending the launch' in ending[0].kwargs['msg']
+    said = [a.kwargs['msg'] for a in actions if type(a).__name__ == 'LogInfo']
+    assert said[0].startswith(f'serving robobrain-tiny ({SMOKE}) at http://127.0.0.1:18000/v1;'), said
