@@ -1,7 +1,9 @@
 """The model server's API key stays secret: no ROS parameter, no topic, no log line, no printed command.
 
 Before: `server.api_key` was a ROS parameter (`ros2 param get` read it, /parameter_events announced it) and the
-serve tool turned `engine_args.api_key` into `--api-key KEY` on the command line it printed (dry run too).
+serve tool turned `engine_args.api_key` into `--api-key KEY` on the command line it printed (dry run too); the
+consistency tool took `--api-key KEY` (in every process list) and sent it to both servers; ClientConfig's repr
+printed the key.
 """
 
 from __future__ import annotations
@@ -14,9 +16,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from robobrain_ros.client import ClientConfig
+from robobrain_ros.client.api_key import insecure_key_urls
+from robobrain_ros.client.api_key import load_api_key as client_load_api_key
+from robobrain_ros.consistency.cli import main as consistency_main
+from robobrain_ros.consistency.collect import GenerationSettings, SampleAnswer
+from robobrain_ros.consistency.reference_file import save_reference
+from robobrain_ros.consistency.samples import SHIPPED_SAMPLES, load_samples
 from robobrain_ros.node.parameters import PARAMETERS, load_api_key
+from robobrain_ros.protocol import ModelFamily, ModelSize, ModelSpec
 from robobrain_ros.serve.api_key import take_api_key
 from robobrain_ros.serve.config import ConfigError
+from robobrain_ros.testing.scripted_server import ScriptedServer
 
 KEY = 'rb-test-key-5f1c2a9e'
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -64,6 +75,74 @@ def test_unreadable_key_file_names_no_key(tmp_path):
     with pytest.raises(ValueError) as error:
         load_api_key('', str(path))
     assert KEY not in str(error.value)
+
+
+# ---------------------------------------------------------------- the HTTP client
+def test_client_config_never_prints_the_key():
+    config = ClientConfig(base_urls=('http://127.0.0.1:9010/v1',), api_key=KEY)
+    for text in (repr(config), str(config), repr([config])):
+        assert KEY not in text and "api_key='***'" in text and 'connect_timeout=3.0' in text
+    assert "api_key=''" in repr(ClientConfig(base_urls=('http://127.0.0.1:9010/v1',)))
+    assert config.api_key == KEY   # the client itself still sends it
+
+
+def test_a_key_over_plain_http_to_another_host_is_named():
+    urls = ('http://127.0.0.1:9010/v1', 'http://127.8.0.1/v1', 'http://localhost:9010/v1', 'http://[::1]:9010/v1',
+            'https://gpu.example.com/v1', 'http://gpu.example.com:9010/v1', 'http://10.0.0.5:9010/v1',
+            'http://LOCALHOST.example.com/v1', 'http://gpu.example.com:9010/v1')
+    assert insecure_key_urls(urls, KEY) == ['http://gpu.example.com:9010/v1', 'http://10.0.0.5:9010/v1',
+                                            'http://LOCALHOST.example.com/v1']
+    assert insecure_key_urls(urls, '') == []   # no key, nothing to leak
+
+
+def test_the_key_loader_needs_no_ros():
+    # The consistency tool loads keys the node's way and must run where ROS is not installed.
+    code = ('import sys; import robobrain_ros.consistency.cli, robobrain_ros.client.api_key; '
+            "assert 'rclpy' not in sys.modules, 'rclpy imported'")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_moved_loader_names_the_option_it_was_given(tmp_path):
+    with pytest.raises(ValueError, match='--candidate-api-key-file') as error:
+        client_load_api_key('', str(tmp_path / 'missing'), file_option='--candidate-api-key-file')
+    assert 'server.api_key_file' not in str(error.value)
+
+
+# ---------------------------------------------------------------- the consistency tool: a key per server
+def test_the_consistency_tool_takes_no_key_on_its_command_line(capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        consistency_main(['--reference', 'http://127.0.0.1:1/v1', '--candidate', 'http://127.0.0.1:2/v1',
+                          '--api-key', KEY])
+    assert exit_status.value.code == 2
+    err = capsys.readouterr().err
+    assert '--reference-api-key-env' in err and '--candidate-api-key-file' in err and KEY not in err
+
+
+def authorizations(server: ScriptedServer) -> set[str]:
+    return {received.headers.get('authorization', '') for received in server.requests}
+
+
+def test_each_server_gets_its_own_key(monkeypatch, tmp_path, capsys):
+    candidate_key = 'rb-candidate-key-77d0'
+    monkeypatch.setenv('RB_REFERENCE_KEY', KEY)
+    key_file = tmp_path / 'candidate.key'
+    key_file.write_text(candidate_key + '\n')
+    keys = ['--reference-api-key-env', 'RB_REFERENCE_KEY', '--candidate-api-key-file', str(key_file)]
+    with ScriptedServer() as reference, ScriptedServer() as candidate:
+        # A scripted server gives no teacher-forcing numbers: the run stops (exit 2) after the reference's first
+        # answer, which shows what the reference received.
+        consistency_main(['--reference', reference.base_url, '--candidate', candidate.base_url, *keys])
+        assert authorizations(reference) == {f'Bearer {KEY}'}
+        # The candidate alone, against a saved reference: it is asked (and then refuses the made-up fingerprint).
+        saved = tmp_path / 'reference.json'
+        answers = [SampleAnswer(sample.id, '[(1, 2)]', 10, 'not this question', (280, 280), (280, 280), [])
+                   for sample in load_samples(SHIPPED_SAMPLES)]
+        save_reference(saved, 'm', ModelSpec(ModelFamily.ROBOBRAIN_2_0, ModelSize.B7, 'parameter'),
+                       GenerationSettings(), answers)
+        consistency_main(['--reference-file', str(saved), '--candidate', candidate.base_url, *keys])
+        assert authorizations(candidate) == {f'Bearer {candidate_key}'}
+    assert KEY not in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the serve tool

@@ -246,6 +246,28 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
     assert not ready.exists()
 
 
+def failing_vllm_python(tmp_path: Path) -> Path:
+    """An interpreter stand-in whose probe reports vLLM and whose server exits at once (a failed start)."""
+    script = tmp_path / 'python'
+    script.write_text('#!/bin/sh\n'
+                      'case "$2" in *ROBOBRAIN_PROBE*) echo \'ROBOBRAIN_PROBE {"vllm": true}\'; exit 0;; esac\n'
+                      'exit 3\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_a_failed_start_leaves_a_ready_file_it_did_not_write(tmp_path):
+    ready = tmp_path / 'ready.json'
+    ready.write_text('{"base_url": "from another run"}')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    r = run_cli('--config', 'cpu_smoke', '--platform', 'cpu', '--python', str(failing_vllm_python(tmp_path)),
+                '--model', str(tmp_path), '--port', str(port), '--ready-file', str(ready), '--timeout', '60')
+    assert r.returncode == 1 and 'exited with code 3 before it was ready' in r.stderr, r.stderr
+    assert ready.read_text() == '{"base_url": "from another run"}'
+
+
 FLAGGEMS_CUDA_YAML = '''
 platform: cuda
 env:

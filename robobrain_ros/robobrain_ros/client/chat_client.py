@@ -19,7 +19,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import aiohttp
@@ -110,6 +110,12 @@ class ClientConfig:
     connect_attempts: int = 2         # per base URL; only connection failures are retried
     retry_backoff: float = 0.2        # [s] first backoff, doubled on each further attempt
     max_connections: int = 64
+
+    def __repr__(self) -> str:
+        # A config printed to a log, a traceback or a test report must not carry the key: '***' says one is set.
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown['api_key'] = '***' if self.api_key else ''
+        return f"ClientConfig({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
 
 class _Attempt:

@@ -4,6 +4,9 @@
     robobrain-consistency --reference http://127.0.0.1:9010/v1 --save-reference ref.json     # no candidate yet
     robobrain-consistency --reference-file ref.json --candidate http://127.0.0.1:9011/v1
     robobrain-consistency --reference-file ref.json --candidate URL --baseline-file eager.json   # deep models
+    robobrain-consistency --reference URL --reference-api-key-env REF_KEY --candidate URL --candidate-api-key-file k
+
+Each server's API key comes from an environment variable or a file of its own, never from the command line.
 
 Exit status: 0 the gate passed, 1 it failed (the failing rows are printed), 2 the comparison could not be made.
 """
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig
+from robobrain_ros.client.api_key import insecure_key_urls, load_api_key
 from robobrain_ros.protocol import ModelSpec, parse_completion
 
 from .baseline import BaselineError, calibrated_gate, check_same_reference, load_baseline
@@ -28,6 +32,27 @@ from .samples import SHIPPED_SAMPLES, Sample, SampleError, load_samples
 from .scoring import Tolerances
 
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+SERVERS = ('reference', 'candidate')
+
+
+class _RemovedApiKey(argparse.Action):
+    """--api-key put the key in every process list and sent the reference's key to the candidate too."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        parser.error('--api-key is gone (a command line is visible to every user of the machine): give each server '
+                     'its own key with --reference-api-key-env NAME or --reference-api-key-file PATH, and '
+                     '--candidate-api-key-env NAME or --candidate-api-key-file PATH')
+
+
+def _add_key_options(parser: argparse.ArgumentParser) -> None:
+    keys = parser.add_argument_group('API keys', 'sent as Bearer tokens; a server without either gets no key')
+    for server in SERVERS:
+        keys.add_argument(f'--{server}-api-key-env', metavar='NAME', default='',
+                          help=f'environment variable holding the {server} server\'s API key')
+        keys.add_argument(f'--{server}-api-key-file', metavar='PATH', default='',
+                          help=f'file holding the {server} server\'s API key (first line); wins over the variable')
+    parser.add_argument('--api-key', nargs='?', action=_RemovedApiKey, help=argparse.SUPPRESS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +75,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--thinking', action='store_true', help='ask with thinking on (default off)')
     parser.add_argument('--max-tokens', type=int, default=settings.max_tokens, help='per answer')
     parser.add_argument('--top-k', type=int, default=settings.top_k, help='log-probabilities per answer token')
-    parser.add_argument('--api-key', default='', help='bearer token for both servers')
     parser.add_argument('--timeout', type=float, default=600.0, help='[s] longest wait for one answer')
     parser.add_argument('--json', metavar='PATH', type=Path, help='write the report as JSON here')
     thresholds = parser.add_argument_group('gate')
@@ -76,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                             help='[px] trajectories agree within this discrete Fréchet distance')
     tolerances.add_argument('--trajectory-success', type=float, default=tol.trajectory_success,
                             help='a trajectory reaches its ground truth within this fraction of the image diagonal')
+    _add_key_options(parser)
     return parser
 
 
@@ -114,6 +139,19 @@ def _results(samples: Sequence[Sample], settings: GenerationSettings, reference:
             for sample, ref, cand in zip(samples, reference, candidate)]
 
 
+def _client(args: argparse.Namespace, server: str) -> ChatClient | None:
+    """The client of one server (None when it is not asked), with that server's key only."""
+    url = getattr(args, server)
+    if url is None:
+        return None
+    api_key = load_api_key(getattr(args, f'{server}_api_key_env'), getattr(args, f'{server}_api_key_file'),
+                           file_option=f'--{server}-api-key-file')
+    for insecure in insecure_key_urls([url], api_key):
+        _log(f'warning: the {server} API key goes to {insecure} over plain http: anyone on the network path can read '
+             'it (use https, or a server on this machine)')
+    return ChatClient(ClientConfig(base_urls=(url,), api_key=api_key, stall_timeout=args.timeout))
+
+
 def _matching(samples: Sequence[Sample], answers: Sequence[SampleAnswer], path: Path) -> None:
     if [s.id for s in samples] != [a.sample_id for a in answers]:
         raise ReferenceFileError(f'{path} holds answers to other samples than the sample set given')
@@ -128,20 +166,22 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         settings = GenerationSettings(thinking=args.thinking, max_tokens=args.max_tokens, top_k=args.top_k,
                                       family=args.family, size=args.size)
-    urls = tuple(url for url in (args.reference, args.candidate) if url)
-    client = ChatClient(ClientConfig(base_urls=urls, api_key=args.api_key, stall_timeout=args.timeout))
+    reference_client, candidate_client = _client(args, 'reference'), _client(args, 'candidate')
     try:
-        if args.reference is not None:
-            reference_model, reference_spec, reference = await _reference_answers(client, args, samples, settings)
+        if reference_client is not None:
+            reference_model, reference_spec, reference = await _reference_answers(reference_client, args, samples,
+                                                                                  settings)
             if args.save_reference is not None:
                 save_reference(args.save_reference, reference_model, reference_spec, settings, reference)
                 _log(f'reference saved to {args.save_reference}')
-        if args.candidate is None:
+        if candidate_client is None:
             return EXIT_PASSED
-        candidate_model, candidate_spec, candidate = await _candidate_answers(client, args, samples, settings,
-                                                                              reference)
+        candidate_model, candidate_spec, candidate = await _candidate_answers(candidate_client, args, samples,
+                                                                              settings, reference)
     finally:
-        await client.close()
+        for client in (reference_client, candidate_client):
+            if client is not None:
+                await client.close()
     gate = GateThresholds(args.max_score_drop, args.max_drift, args.min_top1_agreement, args.min_decisiveness,
                           args.min_answer_agreement)
     if baseline is not None:

@@ -7,13 +7,13 @@ cameras.names add parameters of their own (cameras.<name>.*), declared once the 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from robobrain_ros.client import api_key as client_api_key
 from robobrain_ros.client import split_base_urls
 from robobrain_ros.node.camera import DEFAULT_CAMERA, CameraTopics, camera_name_problem
 from robobrain_ros.node.depth_lifting import LiftSettings
@@ -286,32 +286,19 @@ def parse_extra_body(text: str) -> dict[str, Any]:
     owned = sorted(NODE_OWNED_KEYS.intersection(value))
     if owned:
         # Merged last into every body, these would replace the node's own messages, limits or answer constraint.
-        raise ValueError(f"model.extra_body may not set {', '.join(owned)}: the node sets it (model.* parameters "
-                         'such as model.max_tokens, model.temperature and model.structured_outputs choose them)')
+        raise ValueError(f"model.extra_body may not set {', '.join(owned)}: the node sets "
+                         f"{'it' if len(owned) == 1 else 'them'} (model.* parameters such as model.max_tokens, "
+                         'model.temperature and model.structured_outputs choose what it sends)')
     return value
 
 
 def load_api_key(env_name: str, file_path: str) -> str:
     """The model server's API key: from file_path when given (it wins), else from $env_name; '' = no key.
 
-    The file holds the key on its first line (surrounding whitespace and the newline are dropped). A file that is
-    named but cannot be read, or is empty, raises ValueError naming the file (never the key): a robot configured
-    for a key must not silently run without one.
+    A file that is named but cannot be read, or is empty, raises ValueError naming server.api_key_file and the file
+    (never the key). The loader is client.api_key's, shared with the consistency tool.
     """
-    if file_path:
-        path = os.path.expanduser(file_path)
-        try:
-            with open(path, encoding='utf-8') as f:
-                lines = f.read().strip().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise ValueError(f'server.api_key_file {path} cannot be read: {reason}') from None
-        if not lines or not lines[0].strip():
-            raise ValueError(f'server.api_key_file {path} is empty')
-        return lines[0].strip()
-    if env_name:
-        return os.environ.get(env_name, '').strip()
-    return ''
+    return client_api_key.load_api_key(env_name, file_path, file_option='server.api_key_file')
 
 
 def base_urls(v: dict[str, Any]) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from .image_encoding import PreparedImage
 from .prompts import assistant_prefill, render_prompt
 from .resize import ImageBudget, model_input_size
 from .structured_outputs import ConstraintDialect, constraint_fields
-from .tasks import SINGLE_IMAGE_TASKS, ModelFamily, ModelSpec, Task, as_model_spec
+from .tasks import SINGLE_IMAGE_TASKS, ModelFamily, ModelSize, ModelSpec, Task, as_model_spec
 
 
 @dataclass(frozen=True)
@@ -119,3 +119,24 @@ def build_request(
         constraint=ConstraintDialect(constraint) if fields else ConstraintDialect.NONE,
         prefill=prefill,
     )
+
+
+# Other ways vLLM (old and new) takes an answer constraint. build_request never writes them, but any of them in a
+# body would fight the node's constraint, or replace it where the node sends none.
+OTHER_CONSTRAINT_FIELDS = frozenset({
+    'guided_json', 'guided_choice', 'guided_grammar', 'guided_decoding_backend', 'guided_whitespace_pattern',
+    'response_format', 'structural_tag'})
+
+
+def _keys_written(dialect: ConstraintDialect) -> frozenset[str]:
+    # Every option that adds a key is on: a stream, a prefill (2.0 7B, thinking off), the processor kwargs
+    # and a constraint in this dialect.
+    spec = ModelSpec(ModelFamily.ROBOBRAIN_2_0, ModelSize.B7, 'default')
+    built = build_request(Task.GENERAL, 'x', [], False, spec, model='m', constraint=dialect, stream=True,
+                          processor_kwargs=True)
+    return frozenset(built.body)
+
+
+# The top-level body keys the node owns: what build_request writes in any dialect, and the other constraints.
+# A user's extra fields (model.extra_body) must not replace them.
+NODE_OWNED_KEYS: frozenset[str] = frozenset().union(*map(_keys_written, ConstraintDialect)) | OTHER_CONSTRAINT_FIELDS

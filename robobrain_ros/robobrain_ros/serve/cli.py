@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         _say(plan.flaggems_summary)
     _say(f'starting {plan.platform} server: {cmdmod.shell_line(plan.argv)}')
     t0 = time.monotonic()
+    # Only a ready file this run wrote is removed at the end: one already there (another run's, or a path given
+    # by mistake) is not ours to delete.
+    wrote_ready_file = False
     sup.start()
     try:
         try:
@@ -263,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                      'startup_s': round(time.monotonic() - t0, 1)}
             if args.ready_file:
                 with open(args.ready_file, 'w') as f:
+                    wrote_ready_file = True   # ours from here on, even if writing it fails half way
                     json.dump(ready, f)
             _say(f'READY {plan.root_url}/v1 model={ready["model"]} pid={sup.pid} '
                  f'after {ready["startup_s"]} s')
@@ -276,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         sup.stop(first_signal=stop['sig'] or signal.SIGTERM)
-        if args.ready_file:
+        if wrote_ready_file:
             try:
                 os.unlink(args.ready_file)
             except OSError:
