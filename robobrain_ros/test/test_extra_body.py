@@ -81,3 +81,18 @@ def test_check_settings_refuses_an_owned_key():
     assert check_settings(settings_with('{"min_tokens": 8}')) == ''
     reason = check_settings(settings_with('{"stream": false}'))
     assert 'model.extra_body' in reason and 'stream' in reason and 'the node sets' in reason
+
+
+def test_without_the_nodes_constraint_the_answer_constraint_is_the_users():
+    # model.structured_outputs false: the node sends no constraint, so one in extra_body replaces nothing of the
+    # node's (the benchmarks force a fixed answer length this way); its limits and messages stay the node's.
+    regex = {'structured_outputs': {'regex': r'\[\(\d, \d\)\]'}, 'min_tokens': 8}
+    assert parse_extra_body(json.dumps(regex), constrains_answers=False) == regex
+    with pytest.raises(ValueError, match='structured_outputs'):
+        parse_extra_body(json.dumps(regex), constrains_answers=True)
+    with pytest.raises(ValueError, match='max_tokens'):
+        parse_extra_body(json.dumps({'max_tokens': 10}), constrains_answers=False)
+    values = settings_with(json.dumps(regex))
+    assert 'structured_outputs' in check_settings(values)
+    values['model.structured_outputs'] = False
+    assert check_settings(values) == ''

@@ -11,7 +11,6 @@ test the real vLLM server behind a proxy that records what the node sent (robobr
 from __future__ import annotations
 
 import base64
-import json
 
 import cv2
 import pytest
@@ -160,12 +159,15 @@ def test_a_server_that_ignores_the_constraint_it_claims_is_detected(start_brain,
 
 
 def test_an_image_the_server_resized_itself_never_gives_trusted_pixels(start_brain, vllm_server):
-    # A server whose image limit is below the node's budget: here the real vLLM is told per request (the test
-    # server trusts mm_processor_kwargs) to keep at most 128 visual tokens of the 644x476 (391-token) image.
-    brain = start_brain(params(vllm_server.base_url, **{
-        'model.extra_body': json.dumps({'mm_processor_kwargs': {'max_pixels': 128 * 28 * 28}}),
-        'model.max_tokens': 32}), name='rb_neg_resized')
-    outcome = brain.query('point', 'the cup', image=goal_image(640, 480), wait_timeout=120.0)
+    # A server whose image limit is below the node's budget: here the real vLLM is told per request, by a proxy
+    # in front of it (the test server trusts mm_processor_kwargs; model.extra_body may not set them, the node
+    # does), to keep at most 128 visual tokens of the 644x476 (391-token) image. Without the self-check the node
+    # never measured that limit (with it, it sizes its images to the limit: test_client_negotiation), so only the
+    # answer's token count can tell.
+    with LegacyVllmProxy(vllm_server.root_url, image_max_pixels=128 * 28 * 28) as limited:
+        brain = start_brain(params(limited.base_url, **{'model.max_tokens': 32, 'server.self_check': False}),
+                            name='rb_neg_resized')
+        outcome = brain.query('point', 'the cup', image=goal_image(640, 480), wait_timeout=120.0)
     status = outcome.answer.info.status
     assert outcome.status == ABORTED and status.code == QueryStatus.PIXELS_UNTRUSTED, status
     assert 'resized the image itself' in status.message and outcome.answer.points == []

@@ -142,7 +142,7 @@ def test_sigint_twice_stops_cleanly_without_a_traceback(running, server):
     brain = running(params(server.base_url), name='rb_sigint_twice')
     handle = stalled_goal(brain, server, '[sigint-twice]')
     brain.interrupt()
-    time.sleep(0.05)
+    time.sleep(0.05)   # the stimulus: a second SIGINT shortly after the first, as ros2 launch sends it (no wait)
     brain.interrupt()
     assert handle.wait(STOP_TIMEOUT).answer.info.status.code == QueryStatus.NODE_STOPPING
     assert brain.exit_code() == 0 and 'Traceback' not in brain.process.log(), brain.process.log()[-3000:]

@@ -4,12 +4,11 @@ The server here is the scripted fault-injection server (robobrain_ros.testing.sc
 a real server cannot be made to stall, drop a connection or send broken JSON on cue. Each goal's
 instruction carries a key that picks its scripted reply. Every scenario asserts the goal's terminal status,
 the status code and message, and that the raw text received so far is kept; after each test the node must
-still be alive.
+still be alive. No assertion here bounds wall-clock time: where a fault must end a goal by one timeout and not
+another, the status code and message say which one did.
 """
 
 from __future__ import annotations
-
-import time
 
 import cv2
 import numpy as np
@@ -20,6 +19,7 @@ from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
+from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
@@ -64,9 +64,7 @@ def goal_image(width: int = 640, height: int = 480) -> Image:
 def run(brain, server, key: str, reply: Reply, action: str = 'point', **goal):
     server.rule(f'[{key}]', reply)
     goal.setdefault('image', goal_image())
-    start = time.monotonic()
-    outcome = brain.query(action, f'[{key}] the cup', wait_timeout=120.0, **goal)
-    return outcome, time.monotonic() - start
+    return brain.query(action, f'[{key}] the cup', wait_timeout=120.0, **goal)
 
 
 # ---------------------------------------------------------------------------------------------- server faults
@@ -75,37 +73,38 @@ def run(brain, server, key: str, reply: Reply, action: str = 'point', **goal):
     ('stall-first-token', Reply(stall_first_token=120.0)),
 ])
 def test_server_stall_before_the_first_token_aborts_after_the_stall_timeout(brain, server, key, reply):
-    outcome, seconds = run(brain, server, key, reply)
+    outcome = run(brain, server, key, reply)
     status = outcome.answer.info.status
+    # SERVER_ERROR naming the 2 s stall timeout: the 30 s goal timeout would have been TIMEOUT "goal timeout".
     assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_ERROR, status
     assert 'stalled' in status.message and f'{STALL:g} s' in status.message
     assert outcome.answer.info.raw_completion == ''
-    assert seconds < STALL + 15.0      # the stall timeout, not the 30 s goal timeout
 
 
 def test_server_stall_mid_stream_keeps_the_text_received(brain, server):
-    outcome, seconds = run(brain, server, 'stall-mid', Reply(text='[(10, 20), (30, 40)]', chunks=4,
-                                                              stall_after=2, stall_mid=120.0))
+    outcome = run(brain, server, 'stall-mid', Reply(text='[(10, 20), (30, 40)]', chunks=4,
+                                                     stall_after=2, stall_mid=120.0))
     status = outcome.answer.info.status
-    assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_ERROR, status
-    assert 'stalled' in status.message and 'mid-stream' in status.message
+    assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_ERROR, status   # not TIMEOUT
+    assert 'stalled' in status.message and 'mid-stream' in status.message and f'{STALL:g} s' in status.message
     assert outcome.answer.info.raw_completion == '[(10, 20),'   # the two chunks sent before the stall
-    assert seconds < STALL + 15.0
 
 
 def test_slow_stream_ends_at_the_goal_timeout_with_the_partial_text(brain, server):
-    outcome, seconds = run(brain, server, 'trickle', Reply(text='x' * 200, chunks=200, chunk_delay=0.25),
-                           timeout=3.0)
+    outcome = run(brain, server, 'trickle', Reply(text='x' * 200, chunks=200, chunk_delay=0.25), timeout=3.0)
     status = outcome.answer.info.status
     assert outcome.status == ABORTED and status.code == QueryStatus.TIMEOUT, status
     assert 'goal timeout (3 s)' in status.message
     raw = outcome.answer.info.raw_completion
     assert raw and set(raw) == {'x'} and len(raw) < 200
-    assert seconds < 3.0 + 10.0
+    # The node closed the stream at its timeout: the server's next write found the client gone, 200 chunks unsent.
+    [request] = server.requests_with('[trickle]')
+    assert request.ended.wait(30.0), 'the server is still streaming to the node'
+    assert request.client_gone and len(raw) <= request.chunks_sent < 200, (request.client_gone, request.chunks_sent)
 
 
 def test_dropped_connection_keeps_the_text_received(brain, server):
-    outcome, _ = run(brain, server, 'drop', Reply(text='[(10, 20), (30, 40)]', chunks=4, drop_after=2))
+    outcome = run(brain, server, 'drop', Reply(text='[(10, 20), (30, 40)]', chunks=4, drop_after=2))
     status = outcome.answer.info.status
     assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_ERROR, status
     assert 'connection broke mid-stream' in status.message
@@ -114,14 +113,14 @@ def test_dropped_connection_keeps_the_text_received(brain, server):
 
 @pytest.mark.parametrize('http', [500, 503])
 def test_http_error_status_is_a_server_error_naming_it(brain, server, http):
-    outcome, _ = run(brain, server, f'http-{http}', Reply(status=http))
+    outcome = run(brain, server, f'http-{http}', Reply(status=http))
     status = outcome.answer.info.status
     assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_ERROR, status
     assert f'HTTP {http}' in status.message and 'scripted HTTP' in status.message
 
 
 def test_invalid_json_chunk_is_a_server_error_and_keeps_the_text(brain, server):
-    outcome, _ = run(brain, server, 'bad-json', Reply(text='[(10, 20), (30, 40)]', chunks=4, invalid_json_after=1))
+    outcome = run(brain, server, 'bad-json', Reply(text='[(10, 20), (30, 40)]', chunks=4, invalid_json_after=1))
     status = outcome.answer.info.status
     assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_ERROR, status
     assert 'invalid JSON' in status.message
@@ -137,7 +136,7 @@ def test_invalid_json_chunk_is_a_server_error_and_keeps_the_text(brain, server):
     ('ask', ''),
 ])
 def test_answers_that_do_not_parse_are_parse_errors_with_the_raw_text(brain, server, action, text):
-    outcome, _ = run(brain, server, f'unparsable-{action}', Reply(text=text), action=action)
+    outcome = run(brain, server, f'unparsable-{action}', Reply(text=text), action=action)
     info = outcome.answer.info
     assert outcome.status == ABORTED and info.status.code == QueryStatus.PARSE_ERROR, info.status
     assert info.raw_completion == text
@@ -146,7 +145,7 @@ def test_answers_that_do_not_parse_are_parse_errors_with_the_raw_text(brain, ser
 def test_out_of_image_coordinates_are_clipped_and_flagged(brain, server):
     # 640x480 goal image; the model saw 644x476 (multiples of 28 near the budget), coordinates in its pixels.
     text = '[(5000, -20), (10, 20), (-100000, 100000.5)]'
-    outcome, _ = run(brain, server, 'points-outside', Reply(text=text))
+    outcome = run(brain, server, 'points-outside', Reply(text=text))
     info = outcome.answer.info
     assert outcome.status == SUCCEEDED, info.status
     assert info.raw_completion == text
@@ -156,7 +155,7 @@ def test_out_of_image_coordinates_are_clipped_and_flagged(brain, server):
 
 
 def test_box_outside_the_image_is_clipped(brain, server):
-    outcome, _ = run(brain, server, 'box-outside', Reply(text='[-50, -50, 9000, 9000]'), action='ground')
+    outcome = run(brain, server, 'box-outside', Reply(text='[-50, -50, 9000, 9000]'), action='ground')
     box = outcome.answer.box
     assert outcome.status == SUCCEEDED and outcome.answer.has_box
     assert (box.x_min, box.y_min, box.x_max, box.y_max, box.clipped) == (0.0, 0.0, 640.0, 480.0, True)
@@ -179,11 +178,12 @@ def _raw(width, height, encoding='rgb8', step=None, data=None) -> Image:
     ('no encoding', _raw(64, 48, encoding=''), "unsupported colour encoding ''"),
 ])
 def test_bad_goal_images_are_bad_image_errors(brain, server, name, image, words):
-    outcome, _ = run(brain, server, 'never-sent', Reply(), image=image)
+    sent = len(server.requests)
+    outcome = run(brain, server, 'never-sent', Reply(), image=image)
     status = outcome.answer.info.status
     assert outcome.status == ABORTED and status.code == QueryStatus.BAD_IMAGE, (name, status)
     assert words in status.message
-    assert not server.requests_with('[never-sent]')
+    assert len(server.requests) == sent, f'{name}: {len(server.requests) - sent} request(s) reached the server'
 
 
 def test_padded_rows_and_bgr_are_fine(brain, server):
@@ -191,13 +191,13 @@ def test_padded_rows_and_bgr_are_fine(brain, server):
     padded = np.zeros((48, 96 * 3 + 13), np.uint8)
     padded[:, :288] = rgb[:, :, ::-1].reshape(48, 288)
     image = _raw(96, 48, encoding='bgr8', step=96 * 3 + 13, data=padded.tobytes())
-    outcome, _ = run(brain, server, 'padded', Reply(), image=image)
+    outcome = run(brain, server, 'padded', Reply(), image=image)
     assert outcome.status == SUCCEEDED, outcome.answer.info.status
     assert (outcome.answer.info.original_width, outcome.answer.info.original_height) == (96, 48)
 
 
 def test_huge_8k_frame_is_resized_to_the_budget(brain, server):
-    outcome, _ = run(brain, server, 'huge', Reply(text='[(100, 100)]'), image=goal_image(7680, 4320))
+    outcome = run(brain, server, 'huge', Reply(text='[(100, 100)]'), image=goal_image(7680, 4320))
     info = outcome.answer.info
     assert outcome.status == SUCCEEDED, info.status
     assert (info.original_width, info.original_height) == (7680, 4320)
@@ -216,15 +216,27 @@ def _smooth_jpeg(width: int, height: int) -> bytes:
     return cv2.imencode('.jpg', rgb)[1].tobytes()
 
 
-def query_camera(brain, frame_id: str, instruction: str, attempts: int = 6):
-    """A goal on the camera's latest frame, repeated until it used a frame with frame_id: the node keeps the last
-    frame of every topic, so a frame of the previous test may still be the newest one for a moment."""
-    for _ in range(attempts):
-        outcome = brain.query('point', instruction, wait_timeout=120.0, max_image_age=1.5, timeout=20.0)
-        if outcome.answer.info.header.frame_id == frame_id:
-            return outcome
-        time.sleep(0.5)
-    raise AssertionError(f'no goal used a frame {frame_id!r}; last outcome: {outcome.answer.info.status}')
+def matched(camera) -> bool:
+    """Every camera publisher of this test reaches every subscriber of its topic (the brains here)."""
+    node = camera._node
+    return all(0 < node.count_subscribers(publisher.topic_name) <= publisher.get_subscription_count()
+               for publisher, _ in camera._messages)
+
+
+def query_camera(brain, camera, frame_id: str, instruction: str, ready=lambda outcome: True, timeout: float = 60.0):
+    """A goal on the camera's latest frame, asked again until it used a frame with frame_id (and ready(outcome)):
+    the node keeps the last frame of every topic, so a frame of the previous test may still be the newest one until
+    this camera's first frame arrives."""
+    assert wait_until(lambda: matched(camera), 30.0), 'the camera publishers never matched the brain'
+    outcomes = []
+
+    def used_the_frame() -> bool:
+        outcomes.append(brain.query('point', instruction, wait_timeout=120.0, max_image_age=1.5, timeout=20.0))
+        return outcomes[-1].answer.info.header.frame_id == frame_id and ready(outcomes[-1])
+    if not wait_until(used_the_frame, timeout, period=0.1):
+        raise AssertionError(f'no goal used a frame {frame_id!r} in {len(outcomes)} goals; last outcome: '
+                             f'{outcomes[-1].answer.info.header.frame_id!r} {outcomes[-1].answer.info.status}')
+    return outcomes[-1]
 
 
 @pytest.mark.parametrize('name, message, code, words', [
@@ -241,7 +253,7 @@ def test_bad_camera_frames_are_per_goal_errors(brain, server, camera, name, mess
     message.header.frame_id = name
     camera.set((camera.publisher(type(message), topic), message))
     camera.start(rate_hz=5.0)
-    outcome = query_camera(brain, name, 'camera: the cup')
+    outcome = query_camera(brain, camera, name, 'camera: the cup')
     status = outcome.answer.info.status
     assert status.code == code, (name, status)
     assert words in status.message
@@ -274,14 +286,10 @@ def _depth_goal(brain, server, camera, depth, info, key: str, info_topic: str = 
         messages.append((camera.publisher(CameraInfo, info_topic), info))
     camera.set(*messages, (camera.publisher(Image, f'{NS}/image'), colour))
     camera.start(rate_hz=5.0)
-    for _ in range(6):
-        # Until the depth publisher is matched (discovery), a frame may have no depth partner: that answer
-        # is right ("no depth") but not the one under test, so ask again.
-        outcome = query_camera(brain, key, f'[{key}] the cup')
-        if 'no depth within' not in outcome.answer.info.status.message:
-            break
-        time.sleep(0.5)
-    return outcome
+    # Until the depth reader has matched the depth publisher (discovery), a frame may have no depth partner: that
+    # answer is right ("no depth") but not the one under test, so ask again.
+    return query_camera(brain, camera, key, f'[{key}] the cup',
+                        ready=lambda outcome: 'no depth within' not in outcome.answer.info.status.message)
 
 
 @pytest.mark.parametrize('name, depth, info, words', [
@@ -340,8 +348,10 @@ def test_bad_goals_are_rejected_with_a_reason_for_every_action(brain, server, ac
     for name, (fields, words) in BAD_GOALS.items():
         goal = {'instruction': '[bad-goal] the cup', 'image': goal_image(64, 48), **fields}
         instruction = goal.pop('instruction')
+        # Counted, not looked up by a key: the empty, blank and oversized instructions carry none.
+        sent = len(server.requests)
         outcome = brain.query(action, instruction, wait_timeout=60.0, **goal)
         status = outcome.answer.info.status
         assert outcome.status == ABORTED and status.code == QueryStatus.BAD_GOAL, (action, name, status)
         assert words in status.message, (action, name, status)
-    assert not server.requests_with('[bad-goal]')
+        assert len(server.requests) == sent, f'{action}, {name}: {len(server.requests) - sent} request(s) sent'

@@ -57,9 +57,8 @@ def test_200_goals_at_once_bounded_queue_explicit_rejections_all_end(start_brain
         assert all(o.status == SUCCEEDED for o in outcomes), {o.answer.info.status.message for o in outcomes}
         assert [o.answer.info.instruction for o in outcomes] == [h.outcome.answer.info.instruction for h in accepted]
         assert len(server.requests) == len(accepted)       # rejected goals never reached the server
-        # The server never saw more than max_concurrent requests at once.
-        starts = sorted(r.at for r in server.requests)
-        assert all(b - a > 0.5 for a, b in zip(starts, starts[4:])), 'more than 4 requests overlapped'
+        # The server saw max_concurrent requests open at once, never more.
+        assert server.max_in_flight == 4, server.max_in_flight
         log = brain.process.log()
         assert 'goal rejected: ' in log and '(max_concurrent + max_queued = 20)' in log
         # Accepting again once the burst has drained.
@@ -69,8 +68,9 @@ def test_200_goals_at_once_bounded_queue_explicit_rejections_all_end(start_brain
 
 # Forced long generations (the tiny model's context is 4096 tokens; the small test images take ~100): long
 # enough that a loaded CI machine still cancels or kills them mid-generation.
-LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': 3800,
-                   'model.extra_body': '{"min_tokens": 3800}'}
+LONG_GENERATION_TOKENS = 3800
+LONG_GENERATION = {'model.structured_outputs': False, 'model.max_tokens': LONG_GENERATION_TOKENS,
+                   'model.extra_body': f'{{"min_tokens": {LONG_GENERATION_TOKENS}}}'}
 
 
 def test_cancel_storm_every_goal_ends_and_vllm_frees_its_slots(start_brain, vllm_server):
@@ -88,25 +88,35 @@ def test_cancel_storm_every_goal_ends_and_vllm_frees_its_slots(start_brain, vllm
             handles.append(brain.send('point', brain.goal('point', f'storm {storm} goal {i}', image=image,
                                                           timeout=120.0)))
         assert all(h.wait_accepted(60.0) for h in handles)
-        # Cancel in a random order at random moments: while waiting for a frame, queued, or generating.
+        # Cancel in a random order at random moments: while waiting for a frame, queued, or generating. The
+        # pause between two cancels is the stimulus (cancels spread over the goals' stages), not a wait for
+        # anything.
         for handle in rng.sample(handles, len(handles)):
             time.sleep(rng.uniform(0.0, 0.05))
             handle.cancel()
         outcomes = [h.wait(180.0) for h in handles]
-        # A goal may end before its cancel arrives (the tiny model is fast); none may end otherwise, and a
-        # goal the query pipeline saw canceled must be CANCELED, not ABORTED.
-        assert all(o.status in TERMINAL for o in outcomes), [(o.status, o.answer.info.status) for o in outcomes]
+        described = [(o.status, o.answer.info.status.code, o.answer.info.status.message,
+                      o.answer.info.completion_tokens) for o in outcomes]
+        # Every goal ends. A goal the query pipeline saw canceled must be CANCELED, not ABORTED; a goal that is not
+        # CANCELED must have run its whole forced generation (it finished before its cancel came): a goal cut
+        # off otherwise (e.g. aborted while waiting for a frame or mid-stream) fails here.
+        assert all(o.status in TERMINAL for o in outcomes), described
         assert all(o.status == CANCELED for o in outcomes if o.answer.info.status.code == QueryStatus.CANCELED), \
-            [(o.status, o.answer.info.status) for o in outcomes]
+            described
+        assert all(o.answer.info.completion_tokens == LONG_GENERATION_TOKENS for o in outcomes
+                   if o.status != CANCELED), described
         # The storm must hit goals in flight, not only ones already done (how many depends on the machine).
         assert sum(o.status == CANCELED for o in outcomes) >= 8, [o.answer.info.status for o in outcomes]
     # vLLM saw the streams close and aborted the requests: nothing left running or waiting there.
     idle = ('vllm:num_requests_running', 'vllm:num_requests_waiting')
     assert wait_until(lambda: all(v == 0 for k, v in vllm_server.metrics().items() if k.startswith(idle)), 30.0,
                       period=0.5), {k: v for k, v in vllm_server.metrics().items() if k.startswith(idle)}
-    # The node is idle and not holding anything it did not hold before the storms.
+    # The node is idle and holds no descriptor it did not hold before the storms, but the HTTP connections to vLLM
+    # it may keep alive: up to max_concurrent (4). Measured: 27 -> 27 and 27 -> 26 (a canceled stream's
+    # connection is closed, not kept).
     after = process_figures(brain.process.process.pid)
-    assert after['fds'] <= before['fds'] + 8, (before, after)
+    print(f'\ncancel storm: node figures before {before}, after {after}')
+    assert after['fds'] <= before['fds'] + 4, (before, after)
     log = brain.process.log()
     assert 'Traceback' not in log, log[-3000:]
     assert brain.process.alive()
@@ -141,15 +151,32 @@ def test_soak_allows_a_connection_opened_after_the_warm_up_and_fails_a_descripto
     assert len(failures) == 1 and failures[0].startswith('file descriptors grew past 31: 100'), failures
 
 
+def test_soak_fails_when_accepted_goals_do_not_succeed_and_names_them():
+    # Every goal ended (none unfinished) but ABORTED: the soak used to pass on that.
+    soak = load_soak_script()
+    aborted = soak.SoakResult(seconds=75.0, rate=2.0, sent=3, accepted=3, statuses={'aborted': 3},
+                              not_succeeded=[{'instruction': f'soak goal {i}', 'status': 'aborted',
+                                              'code': 'SERVER_UNREACHABLE', 'message': 'connection refused'}
+                                             for i in range(3)])
+    [failure] = soak.outcome_failures(aborted)
+    assert failure.startswith('3 of 3 accepted goals did not succeed: ') and "'soak goal 2': aborted " \
+        "SERVER_UNREACHABLE 'connection refused'" in failure, failure
+    assert soak.outcome_failures(soak.SoakResult(seconds=75.0, rate=2.0, sent=3, accepted=2, rejected=1,
+                                                 statuses={'succeeded': 2})) == []
+
+
 def test_short_soak_steady_rate_no_lost_goals_no_growth(start_brain, vllm_server):
     soak = load_soak_script()
     params = soak.brain_params(vllm_server.base_url)
     brain = start_brain(params, name='rb_soak')
     pool = params['queries.max_concurrent'] + params['queries.max_queued'] + 4
     result = soak.run_soak(brain, brain.process.process.pid, SOAK_SECONDS, rate=2.0, sample_period=5.0, warmup=0.3,
-                           executor_threads=pool, connection_slots=params['queries.max_concurrent'])
+                           executor_threads=pool, connection_slots=params['queries.max_concurrent'],
+                           brain_name='/rb_soak')
     print('\nshort soak:', {k: v for k, v in result.as_dict().items() if k != 'samples'})
     assert result.unfinished == 0 and result.accepted + result.rejected == result.sent
     assert result.sent >= SOAK_SECONDS * 2.0 * 0.9
     assert result.accepted > result.sent // 2, result.as_dict()
+    # A healthy server answers every goal: all SUCCEEDED (the failure names the others, with their messages).
+    assert result.statuses == {'succeeded': result.accepted}, (result.statuses, result.not_succeeded)
     assert result.ok, result.failures

@@ -1,10 +1,13 @@
 """The model server goes away and comes back: a real vLLM server (tiny model) on a port the brain knows.
 
-1. The brain starts while nothing listens on the port: it comes up, /diagnostics says ERROR, goals abort at
-   once with SERVER_UNREACHABLE; the server then starts on that port: /diagnostics turns OK, goals succeed.
+1. The brain starts while nothing listens on the port: it comes up, /diagnostics says ERROR, goals abort with
+   SERVER_UNREACHABLE (not the goal timeout's TIMEOUT); the server then starts on that port: /diagnostics turns
+   OK, goals succeed.
 2. The server is killed (SIGKILL of its process group) while goals are generating (min_tokens forces long
-   generations): each goal still in flight aborts with a reason, well within its timeout; goals sent while it
-   is down abort at once; the server restarts on the same port: goals succeed again, nothing is left in flight.
+   generations): each goal still in flight ends, cut off by the kill (ABORTED with a reason and the text so far,
+   not by its goal timeout) unless its whole generation was already done; goals sent while it is down abort
+   SERVER_UNREACHABLE; the server restarts on the same port: goals succeed again, nothing is left in flight.
+No assertion bounds wall-clock time: the status codes say which cause ended each goal.
 
 The two tests share one brain and one port and run in this order.
 """
@@ -34,7 +37,6 @@ from reliability_support import process_figures
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NAME = 'rb_server_faults'
-FAST = 5.0     # [s] "at once": a goal against a dead server must not wait for any long timeout
 # Forced long generations (the tiny model's context is 4096 tokens; the small test images take ~100): long
 # enough that a loaded CI machine still cancels or kills them mid-generation.
 LONG_GENERATION_TOKENS = 3800
@@ -126,12 +128,23 @@ def start_server(state) -> None:
         pytest.fail(str(exc), pytrace=False)
 
 
-def assert_unreachable_fast(brain) -> None:
+def assert_unreachable(brain) -> None:
+    # SERVER_UNREACHABLE, naming the server: not TIMEOUT, so the goal did not wait for its 120 s goal timeout.
     outcome = brain.query('point', 'the cup', image=image(), wait_timeout=60.0)
     status = outcome.answer.info.status
     assert outcome.status == ABORTED and status.code == QueryStatus.SERVER_UNREACHABLE, status
     assert f'127.0.0.1:{brain.port}' in status.message
-    assert outcome.seconds < FAST, outcome.seconds
+
+
+def in_order(pieces: list[str], text: str) -> bool:
+    """Every piece occurs in text, each after the one before (feedback the client missed is allowed for)."""
+    at = 0
+    for piece in pieces:
+        at = text.find(piece, at)
+        if at < 0:
+            return False
+        at += len(piece)
+    return True
 
 
 def assert_served(brain) -> None:
@@ -146,7 +159,7 @@ def test_server_absent_at_start_then_appearing(brain, state, diagnostics):
     assert diagnostics.wait_for(DiagnosticStatus.ERROR, 30.0), diagnostics.latest()
     assert 'server unreachable' in diagnostics.latest()[1]
     for _ in range(3):
-        assert_unreachable_fast(brain)
+        assert_unreachable(brain)
 
     start_server(state)
     assert diagnostics.wait_for(DiagnosticStatus.OK, 30.0), diagnostics.latest()
@@ -168,30 +181,35 @@ def test_server_killed_mid_generation_and_restarted(brain, state, diagnostics):
     assert wait_until(streaming, 120.0), [h.outcome.feedback[-1:] for h in handles]
     during = process_figures(brain.process.process.pid)
 
+    # The goals whose result had not come yet, and what each had received when the server died.
     in_flight = [h for h in handles if not h._done.is_set()]
-    streamed = {id(h): bool(h.outcome.feedback) and h.outcome.feedback[-1].tokens > 0 for h in in_flight}
-    killed = time.monotonic()
+    before_kill = {id(h): (h.outcome.feedback[-1].tokens if h.outcome.feedback else 0,
+                           [f.text for f in h.outcome.feedback if f.text]) for h in in_flight}
     os.killpg(state.server.pid, signal.SIGKILL)
     outcomes = [h.wait(60.0) for h in in_flight]
-    ended = time.monotonic() - killed
-    cut = [(h, o) for h, o in zip(in_flight, outcomes)
-           if o.answer.info.status.code in (QueryStatus.SERVER_ERROR, QueryStatus.SERVER_UNREACHABLE)]
-    # Each goal still running ends: cut off by the kill (most), or its generation had just finished.
+    described = [(o.status, o.answer.info.status.code, o.answer.info.status.message,
+                  o.answer.info.completion_tokens) for o in outcomes]
+    cut_codes = (QueryStatus.SERVER_ERROR, QueryStatus.SERVER_UNREACHABLE)
+    cut = [(h, o) for h, o in zip(in_flight, outcomes) if o.answer.info.status.code in cut_codes]
+    # Each goal in flight ends: cut off by the kill, or (its result not yet delivered when the server died) with
+    # its whole 3800-token generation done. Neither is the 90 s goal timeout (TIMEOUT).
     for outcome in outcomes:
-        status = outcome.answer.info.status
-        assert outcome.status in (ABORTED, SUCCEEDED), status
-        assert status.code in (QueryStatus.SERVER_ERROR, QueryStatus.SERVER_UNREACHABLE) \
-            or outcome.answer.info.completion_tokens == LONG_GENERATION_TOKENS, status
-    assert len(cut) >= 2, [o.answer.info.status for o in outcomes]
+        assert outcome.answer.info.status.code in cut_codes \
+            or outcome.answer.info.completion_tokens == LONG_GENERATION_TOKENS, described
+    # The server runs one sequence at a time, so at least the two goals queued inside it were cut off.
+    assert len(cut) >= 2, described
     for handle, outcome in cut:
-        assert outcome.status == ABORTED and outcome.answer.info.status.message
-        if streamed[id(handle)]:
-            assert outcome.answer.info.raw_completion   # the tokens generated before the kill are kept
-    assert ended < 30.0, ended                        # well within the 90 s goal timeout
+        assert outcome.status == ABORTED and outcome.answer.info.status.message, described
+        # The text and tokens received before the kill are kept in the result.
+        tokens, pieces = before_kill[id(handle)]
+        assert outcome.answer.info.completion_tokens >= tokens, (tokens, described)
+        assert in_order(pieces, outcome.answer.info.raw_completion), (pieces[:5], described)
+        if tokens:
+            assert outcome.answer.info.raw_completion
     state.server.stop()                               # reap what is left of it
     state.server = None
     assert diagnostics.wait_for(DiagnosticStatus.ERROR, 30.0), diagnostics.latest()
-    assert_unreachable_fast(brain)
+    assert_unreachable(brain)
 
     start_server(state)
     set_parameters(brain, NORMAL_GENERATION)
@@ -204,6 +222,7 @@ def test_server_killed_mid_generation_and_restarted(brain, state, diagnostics):
     # Threads: the executor pool (max_concurrent + max_queued + 4 = 44 here) starts its workers lazily, so a
     # later goal may add one; a stuck request would hold the HTTP loop, which the idle figures above rule out.
     after = process_figures(brain.process.process.pid)
+    print(f'\nserver kill: node figures while 3 goals ran {during}, after the restart and 2 more goals {after}')
     assert after['threads'] <= during['threads'] + 2, (during, after)
     assert brain.process.alive()
 

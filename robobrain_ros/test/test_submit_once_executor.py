@@ -21,6 +21,12 @@ from robobrain_ros.testing.brain_process import wait_until
 from std_msgs.msg import String
 
 
+class Errors(list):
+    """What spin_once raised; .turns counts the spin_once calls that returned or raised."""
+
+    turns = 0
+
+
 @pytest.fixture
 def spinning(ros_context):
     """(executor, node, errors): SubmitOnceExecutor with 2 threads spinning a node in a thread of its own; errors
@@ -28,7 +34,7 @@ def spinning(ros_context):
     node = Node('submit_once_test', context=ros_context)
     executor = SubmitOnceExecutor(2, context=ros_context)
     executor.add_node(node)
-    errors: list[BaseException] = []
+    errors = Errors()
     stop = threading.Event()
 
     def spin() -> None:
@@ -37,6 +43,7 @@ def spinning(ros_context):
                 executor.spin_once(timeout_sec=0.1)
             except BaseException as exc:   # noqa: BLE001 - the test reads what spin_once raised
                 errors.append(exc)
+            errors.turns += 1
     thread = threading.Thread(target=spin, daemon=True)
     thread.start()
     yield executor, node, errors
@@ -58,6 +65,7 @@ def test_a_task_waiting_for_a_thread_is_run_once(spinning, monkeypatch):
         calls[id(task)] += 1
         return task_call(task)
     monkeypatch.setattr(rclpy.task.Task, '__call__', counted)
+    # Each task holds its thread for 0.2 s: the stimulus that keeps tasks waiting for a thread, not a wait.
     tasks = [executor.create_task(time.sleep, 0.2) for _ in range(8)]
     assert wait_until(lambda: all(t.done() for t in tasks), 20.0)
     assert [calls[id(t)] for t in tasks] == [1] * 8
@@ -98,7 +106,9 @@ def test_a_callback_finding_its_entity_destroyed_meanwhile_is_logged_not_raised(
     used = executor.create_task(lambda: publisher.publish(String(data='late')))
     assert wait_until(used.done, 20.0)
     assert isinstance(used.exception(), _rclpy.InvalidHandle)
-    time.sleep(0.3)   # turns of the executor after the task ended: where it would have been raised
+    # Turns of the executor after the task ended: where the error would have been raised.
+    turns = errors.turns
+    assert wait_until(lambda: errors.turns >= turns + 3, 20.0)
     assert errors == []
     assert wait_until(lambda: 'entity destroyed after it was dispatched' in capfd.readouterr().err, 5.0)
 

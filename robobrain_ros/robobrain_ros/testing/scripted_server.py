@@ -14,6 +14,9 @@ cannot be made to fail (or answer correctly) on cue.
 
 A request takes the reply of the first rule whose key occurs in its JSON body (the instruction is in the
 prompt, so tests choose the behaviour per goal, even with goals running concurrently), else `default`.
+What the server saw is kept for the tests: `requests` (every completion request, how many content chunks it was
+sent, whether the client had gone when the server wrote to it, an event set when the server was done with it) and
+`max_in_flight` (the most completion requests open at once).
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ class Received:
     body: dict[str, Any]
     reply: Reply
     at: float = field(default_factory=time.monotonic)
+    headers: dict[str, str] = field(default_factory=dict)   # the request's headers, names lower-cased
+    chunks_sent: int = 0                 # content chunks written to the client
+    client_gone: bool = False            # a write failed: the client had closed the connection
+    complete: bool = False               # the answer was complete: the request no longer counts as in flight
+    ended: threading.Event = field(default_factory=threading.Event)   # set when the server is done with it
 
 
 class ScriptedServer(LoopThreadServer):
@@ -74,6 +82,10 @@ class ScriptedServer(LoopThreadServer):
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
         self._lock = threading.Lock()
+        # Completion requests open at once: counted from arrival until the answer is complete (its last content
+        # chunk written, or its error or JSON answer ready); max_in_flight is the most seen together.
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # ------------------------------------------------------------------ control
     @property
@@ -152,13 +164,29 @@ class ScriptedServer(LoopThreadServer):
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         reply = self._reply_for(body)
-        self.requests.append(Received(body, reply))
+        received = Received(body, reply, headers={k.lower(): v for k, v in request.headers.items()})
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.requests.append(received)
         try:
-            return await self._answer(request, body, reply)
+            return await self._answer(request, body, reply, received)
         except ConnectionResetError:   # the client went away (it timed out or was cancelled): nothing to do
+            received.client_gone = True
             return web.Response(status=499)
+        finally:
+            self._answered(received)
+            received.ended.set()
 
-    async def _answer(self, request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
+    def _answered(self, received: Received) -> None:
+        """The request no longer counts as in flight (once per request)."""
+        with self._lock:
+            if not received.complete:
+                received.complete = True
+                self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: dict[str, Any], reply: Reply,
+                      received: Received) -> web.StreamResponse:
         await self._sleep(reply.stall_headers)
         if reply.status != 200:
             return web.json_response({'object': 'error', 'message': f'scripted HTTP {reply.status}',
@@ -183,7 +211,10 @@ class ScriptedServer(LoopThreadServer):
                 await self._sleep(reply.stall_mid)
             await response.write(_event({'choices': [{'index': 0, 'delta': {'content': piece},
                                                       'finish_reason': None}]}))
+            received.chunks_sent += 1
             await self._sleep(reply.chunk_delay)
+        # The answer is complete: from here on the client may end the request and send its next one.
+        self._answered(received)
         await response.write(_event({'choices': [{'index': 0, 'delta': {}, 'finish_reason': reply.finish_reason}]}))
         # Prompt tokens as vLLM counts them: at least the image's (the node checks the server did not shrink it).
         await response.write(_event({'choices': [], 'usage': {'prompt_tokens': 100_000,
