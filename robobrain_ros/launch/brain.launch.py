@@ -83,6 +83,8 @@ def _serve_then(brain, served: launch_plan.ServedModel) -> list:
         return None
 
     def end_launch(event, context):
+        if context.is_shutdown:   # the launch is ending anyway (Ctrl-C): the server exited because it was told to
+            return None
         return [LogInfo(msg=f'the model server exited (code {event.returncode}): ending the launch, the brain node '
                             'has no server to ask'),
                 EmitEvent(event=Shutdown(reason='model server exited'))]

@@ -354,7 +354,9 @@ def test_with_serve_the_node_starts_when_the_server_is_ready_and_the_launch_ends
         text=b'robobrain_ros.serve: READY http://127.0.0.1:18000/v1\n')) is None, 'one brain node, once'
     on_exit = handlers['OnProcessExit']
     assert on_exit.kwargs['target_action'] is serve
-    ending = on_exit.kwargs['on_exit'](types.SimpleNamespace(returncode=1), None)
+    assert on_exit.kwargs['on_exit'](types.SimpleNamespace(returncode=0), types.SimpleNamespace(is_shutdown=True)) \
+        is None, 'a Ctrl-C stops the server too: no "server exited" message then'
+    ending = on_exit.kwargs['on_exit'](types.SimpleNamespace(returncode=1), types.SimpleNamespace(is_shutdown=False))
     assert [type(a).__name__ for a in ending] == ['LogInfo', 'EmitEvent']
     assert 'the model server exited (code 1): ending the launch' in ending[0].kwargs['msg']
     said = [a.kwargs['msg'] for a in actions if type(a).__name__ == 'LogInfo']

@@ -10,7 +10,6 @@ deactivate, cleanup and shutdown end every running goal (aborted with NODE_STOPP
 
 from __future__ import annotations
 
-import concurrent.futures
 import signal
 import threading
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
@@ -36,11 +35,12 @@ from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.action_table import ACTIONS, ANSWER_TOPICS, BrainAction
-from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig, ServerUnreachable
+from robobrain_ros.client import ChatClient, ClientConfig, ServerUnreachable
 from robobrain_ros.client.api_key import insecure_key_urls
 from robobrain_ros.client.generation import GenerationRunner
-from robobrain_ros.node import parameters
+from robobrain_ros.node import diagnostics, parameters
 from robobrain_ros.node.answer_messages import answer_message
+from robobrain_ros.node.diagnostics import GoalCounts
 from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera
 from robobrain_ros.node import rclpy_private_api
 from robobrain_ros.node.draining_action_server import DrainingActionServer
@@ -50,11 +50,12 @@ from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.node.latest_only_worker import LatestOnlyWorker
 from robobrain_ros.node.markers import answer_markers
 from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryPipeline, QueryRequest
-from robobrain_ros.node.server_profile import ServerProfile, negotiate
+from robobrain_ros.node.server_monitor import ServerMonitor, ServerSnapshot
+from robobrain_ros.node.server_profile import ServerProfile
 from robobrain_ros.node.standard_messages import DetectionPublisher, pose_array
 from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
 from robobrain_ros.node.transform_lookup import TransformLookup, TransformUnavailable
-from robobrain_ros.protocol import Task, draw_annotations, resolve_model
+from robobrain_ros.protocol import Task, draw_annotations
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
@@ -64,8 +65,6 @@ from robobrain_interfaces.msg import QueryStatus, TrajectoryAnswer
 # Answer topics: latched, so a late subscriber (or `ros2 topic echo`) still gets the last answer.
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# [s] longest a goal waits for the first negotiation with a server that came back.
-NEGOTIATION_TIMEOUT = 60.0
 # [s] longest the executor waits before Python may run a signal handler (SIGINT / SIGTERM)
 SIGNAL_CHECK_PERIOD = 0.25
 # [s] after the last goal ended on teardown, before the action servers are destroyed (results still go out).
@@ -95,6 +94,7 @@ class BrainNode(LifecycleNode):
         parameters.declare_parameters(self)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
+        self._settings: parameters.NodeSettings | None = None   # from configure on: typed, kept up to date
         self._transform_lookup_factory = transform_lookup
         self._transform_lookup: TransformLookup | None = None
         self._transform_lock = threading.Lock()
@@ -105,12 +105,7 @@ class BrainNode(LifecycleNode):
         self._annotator: LatestOnlyWorker | None = None
         self._active = False
         self._goals = GoalRegistry()
-        self._profiles: dict[str, ServerProfile] = {}     # base URL -> what negotiation learned
-        self._negotiation_errors: dict[str, str] = {}
-        self._profiles_lock = threading.Lock()
-        self._negotiating: set[str] = set()
-        self._health: list = []
-        self._health_pending = False
+        self._monitor: ServerMonitor | None = None
         self._stats = {'succeeded': 0, 'aborted': 0, 'canceled': 0, 'rejected': 0}
         self._last_latency_ms = 0.0
         self._last_error = ''
@@ -134,52 +129,52 @@ class BrainNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self, v: dict[str, Any]) -> None:
-        urls = parameters.base_urls(v)
-        problem = _url_problem(urls)
+        problem = _url_problem(parameters.base_urls(v)) or parameters.check_settings(v)
         if problem:
             raise ConfigurationError(problem)
-        problem = parameters.check_settings(v)
-        if problem:
-            raise ConfigurationError(problem)
-        topics = parameters.camera_topics(v)
-        for name, camera_topics in topics.items():
+        self._settings = settings = parameters.node_settings(v)
+        urls = settings.base_urls
+        for name, camera_topics in settings.cameras.items():
             if not camera_topics.colour:
                 where = ('topics.image and topics.compressed_image' if name == DEFAULT_CAMERA else
                          f'cameras.{name}.image and cameras.{name}.compressed_image')
                 raise ConfigurationError(f'{where} are both empty: the node would have no camera {name} '
                                          '(set at least one)')
-        if v['frames.target_frame']:
+        target_frame = settings.pipeline.target_frame
+        if target_frame:
             try:   # now, not at the first goal: the transform history fills while the node waits for goals
                 self._transforms()
             except TransformUnavailable as exc:
-                raise ConfigurationError(f"frames.target_frame is '{v['frames.target_frame']}', but {exc}") from None
+                raise ConfigurationError(f"frames.target_frame is '{target_frame}', but {exc}") from None
         try:
-            api_key = parameters.load_api_key(v['server.api_key_env'], v['server.api_key_file'])
+            api_key = parameters.load_api_key(settings.api_key_env, settings.api_key_file)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         for url in insecure_key_urls(urls, api_key):
             self.get_logger().warning(f'the API key goes to {url} over plain http: anyone on the network path can '
                                       'read it (use https, or a server on this machine)')
-        config = ClientConfig(base_urls=urls, api_key=api_key, connect_timeout=v['server.connect_timeout'],
-                              stall_timeout=v['server.stall_timeout'])
-        self._runner = GenerationRunner(ChatClient(config), v['queries.max_concurrent'], v['queries.feedback_period'])
+        config = ClientConfig(base_urls=urls, api_key=api_key, connect_timeout=settings.connect_timeout,
+                              stall_timeout=settings.stall_timeout)
+        self._runner = GenerationRunner(ChatClient(config), settings.max_concurrent, settings.feedback_period)
         self._runner.start()
+        logger = self.get_logger()
+        self._monitor = ServerMonitor(self._runner, lambda: self._settings.negotiation, logger.info, logger.error)
         self._cameras = {name: Camera(name, camera_topics, colour_topic=self.resolve_topic_name(camera_topics.colour))
-                         for name, camera_topics in topics.items()}
-        self._pipeline = QueryPipeline(parameters.pipeline_settings(v), self._cameras, self._runner,
-                                       now=self._now, server=self._server_profile, transforms=self._transforms)
+                         for name, camera_topics in settings.cameras.items()}
+        self._pipeline = QueryPipeline(settings.pipeline, self._cameras, self._runner, now=self._now,
+                                       server=self._server_profile, transforms=self._transforms)
         self._annotator = LatestOnlyWorker('robobrain-annotate')
         self._create_publishers()
         for camera in self._cameras.values():
             self._create_camera_subscriptions(camera)
         self._entities.append(self.create_subscription(String, '~/task', self._on_task, 10,
                                                        callback_group=MutuallyExclusiveCallbackGroup()))
-        self._create_action_servers(v['queries.result_timeout'])
+        self._create_action_servers(settings.result_timeout)
         self._entities.append(self.create_timer(1.0, self._publish_diagnostics,
                                                 callback_group=MutuallyExclusiveCallbackGroup()))
-        self._entities.append(self.create_timer(v['server.health_period'], self._probe_server,
+        self._entities.append(self.create_timer(settings.health_period, self._probe_server,
                                                 callback_group=MutuallyExclusiveCallbackGroup()))
-        self._check_server_now(v)
+        self._monitor.check_now(health_timeout=settings.connect_timeout * 2 + 10.0)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._active = True
@@ -202,7 +197,7 @@ class BrainNode(LifecycleNode):
     def _stop_goals(self, reason: str) -> None:
         """No new goals; every running one ends (aborted, NODE_STOPPING) within queries.drain_timeout."""
         self._active = False
-        timeout = self.get_parameter('queries.drain_timeout').value
+        timeout = self._settings.drain_timeout if self._settings else 0.0   # never configured: no goal ran
         if not self._goals.stop_all(reason, timeout):
             self.get_logger().error(f'{self._goals.admitted} goals still running {timeout:g} s after: {reason}')
 
@@ -219,6 +214,7 @@ class BrainNode(LifecycleNode):
             # Newest first: the timers go before the publisher and the runner they use.
             entities, self._entities = self._entities[::-1], []
             runner, self._runner = self._runner, None
+            self._monitor = None
             self._diagnostics_pub = None
         for entity in entities:
             if isinstance(entity, ActionServer):
@@ -235,9 +231,6 @@ class BrainNode(LifecycleNode):
             lookup, self._transform_lookup = self._transform_lookup, None
         if lookup is not None:
             lookup.close()
-        with self._profiles_lock:
-            self._profiles.clear()
-            self._negotiation_errors.clear()
 
     # ---------------------------------------------------------------- parameters
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -248,8 +241,9 @@ class BrainNode(LifecycleNode):
         return SetParametersResult(successful=not reason, reason=reason)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
+        self._settings = parameters.node_settings(parameters.values(self))
         if self._pipeline is not None:
-            self._pipeline.update_settings(parameters.pipeline_settings(parameters.values(self)))
+            self._pipeline.update_settings(self._settings.pipeline)
 
     # ---------------------------------------------------------------- inputs
     def _create_publishers(self) -> None:
@@ -341,8 +335,7 @@ class BrainNode(LifecycleNode):
         """'' and a reserved slot when a new query may start, else the reason it may not."""
         if not self._active:
             return 'the node is not active (lifecycle state)'
-        limit = self.get_parameter('queries.max_concurrent').value + self.get_parameter('queries.max_queued').value
-        return self._goals.admit(limit)
+        return self._goals.admit(self._settings.goal_limit)
 
     def _on_goal(self, goal_request) -> GoalResponse:
         reason = self._admit()
@@ -440,7 +433,7 @@ class BrainNode(LifecycleNode):
             return
         key = object()
         token = self._goals.register(key)
-        request = QueryRequest(task=Task(self.get_parameter('queries.default_task').value), instruction=msg.data)
+        request = QueryRequest(task=self._settings.default_task, instruction=msg.data)
         # A daemon thread per instruction (admission bounds how many): a stuck query never blocks process exit.
         threading.Thread(target=self._run_topic_query, args=(key, token, request), name='robobrain-task',
                          daemon=True).start()
@@ -474,14 +467,13 @@ class BrainNode(LifecycleNode):
             if poses is not None:
                 self._poses_pub.publish(poses)
             self._detections.publish(message)
-            if self.get_parameter('output.markers').value and outcome.camera in self._markers_pubs:
-                self._markers_pubs[outcome.camera].publish(
-                    answer_markers(message, self.get_parameter('output.marker_lifetime').value))
+            if self._settings.markers and outcome.camera in self._markers_pubs:
+                self._markers_pubs[outcome.camera].publish(answer_markers(message, self._settings.marker_lifetime))
         except Exception as exc:
             self.get_logger().error(f'answer outputs not published: {type(exc).__name__}: {exc}',
                                     throttle_duration_sec=5.0)
         annotator = self._annotator
-        if (self.get_parameter('output.annotated_image').value and outcome.frame_rgb is not None
+        if (self._settings.annotated_image and outcome.frame_rgb is not None
                 and outcome.answer is not None and outcome.header is not None and annotator is not None):
             # Drawing, copying and serialising a full frame takes 5-10 ms (docs/BENCHMARKS.md): done on a
             # thread of its own, newest answer only, so the goal's result does not wait for it.
@@ -499,199 +491,34 @@ class BrainNode(LifecycleNode):
 
     # ---------------------------------------------------------------- model server
     def _server_profile(self) -> ServerProfile:
-        """The negotiated profile of the first server (in configured order) that answered; negotiates when none has.
-
-        Raises ServerUnreachable (no server answers) or ChatClientError (a server answers, but not usably).
-        """
-        runner = self._runner
-        if runner is None:
+        monitor = self._monitor
+        if monitor is None:
             raise ServerUnreachable('the node is not configured')
-        with self._profiles_lock:
-            for url in runner.client.base_urls:
-                if url in self._profiles:
-                    return self._profiles[url]
-        errors = []
-        for url in runner.client.base_urls:
-            try:
-                profile = runner.call(self._negotiate(runner.client, url), timeout=NEGOTIATION_TIMEOUT)
-                return self._store_profile(url, profile)
-            except ChatClientError as exc:
-                errors.append(str(exc))
-            except concurrent.futures.TimeoutError:
-                errors.append(f'{url}: negotiation took longer than {NEGOTIATION_TIMEOUT:g} s')
-        raise ServerUnreachable('no model server answered: ' + '; '.join(errors))
-
-    async def _negotiate(self, client: ChatClient, url: str) -> ServerProfile:
-        return await negotiate(client, url, parameters.negotiation_settings(parameters.values(self)))
-
-    def _store_profile(self, url: str, profile: ServerProfile) -> ServerProfile:
-        with self._profiles_lock:
-            first = url not in self._profiles
-            self._profiles[url] = profile
-            self._negotiation_errors.pop(url, None)
-        if first:
-            spec = profile.spec
-            self.get_logger().info(
-                f"{url}: {'vLLM ' + profile.version if profile.version else 'not vLLM'}, model '{profile.model}' "
-                f'read as {spec.family.value} {spec.size.value} ({spec.source}); answer constraint: '
-                f'{profile.constraint_note}; image limit: {profile.image_limit_note}; vision: {profile.vision_note}')
-            if profile.vision_ok is False:
-                self.get_logger().error(f'{url}: the vision self-check failed ({profile.vision_note}): answers about '
-                                        'images are likely wrong')
-        return profile
-
-    def _check_server_now(self, v: dict[str, Any]) -> None:
-        runner = self._runner
-        try:
-            self._health = runner.call(runner.client.check_health(), timeout=v['server.connect_timeout'] * 2 + 10.0)
-        except concurrent.futures.TimeoutError:
-            self._health = []
-        reachable = [h.base_url for h in self._health if h.reachable]
-        if not reachable:
-            errors = '; '.join(h.error for h in self._health) or 'no answer'
-            self.get_logger().error(f'model server unreachable ({errors}); goals will abort with '
-                                    'SERVER_UNREACHABLE until it answers: /diagnostics tells when')
-        for url in reachable:
-            try:
-                self._store_profile(url, runner.call(self._negotiate(runner.client, url),
-                                                     timeout=NEGOTIATION_TIMEOUT))
-            except (ChatClientError, concurrent.futures.TimeoutError) as exc:
-                self._negotiation_errors[url] = str(exc) or type(exc).__name__
-                self.get_logger().error(f'{url}: negotiation failed: {self._negotiation_errors[url]}')
+        return monitor.profile()
 
     def _probe_server(self) -> None:
         with self._teardown_lock:   # a runner stopped meanwhile would never run the check, nor say so
-            runner = self._runner
-            if runner is None or self._health_pending:
-                return
-            self._health_pending = True
-            future = runner.submit_coroutine(runner.client.check_health())
-
-        def store(done) -> None:
-            self._health_pending = False
-            if done.cancelled() or done.exception() is not None:
-                return
-            self._health = done.result()
-            for health in self._health:
-                if not health.reachable:
-                    # Negotiate again when it comes back: it may be another server or version by then.
-                    with self._profiles_lock:
-                        self._profiles.pop(health.base_url, None)
-                elif health.base_url not in self._profiles and health.base_url not in self._negotiating:
-                    self._negotiate_in_background(health.base_url)
-
-        future.add_done_callback(store)
-
-    def _negotiate_in_background(self, url: str) -> None:
-        runner = self._runner
-        if runner is None:
-            return
-        self._negotiating.add(url)
-        future = runner.submit_coroutine(self._negotiate(runner.client, url))
-
-        def store(done) -> None:
-            self._negotiating.discard(url)
-            if done.cancelled():
-                return
-            if done.exception() is not None:
-                self._negotiation_errors[url] = str(done.exception())
-                return
-            self._store_profile(url, done.result())
-
-        future.add_done_callback(store)
+            if self._monitor is not None:
+                self._monitor.probe()
 
     # ---------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
+        with self._teardown_lock:
+            monitor, runner, publisher = self._monitor, self._runner, self._diagnostics_pub
+        if publisher is None:   # torn down after this call was dispatched
+            return
+        name = self.get_fully_qualified_name()
+        server = monitor.snapshot() if monitor is not None else ServerSnapshot()
+        goals = GoalCounts(admitted=self._goals.admitted, in_flight=runner.in_flight if runner else 0,
+                           waiting=runner.waiting if runner else 0, ended=dict(self._stats),
+                           last_latency_ms=self._last_latency_ms, last_error=self._last_error)
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [self._server_status(), *(self._camera_status(camera) for camera in self._cameras.values())]
+        array.status = [diagnostics.server_status(name, server, self._settings, goals),
+                        *(diagnostics.camera_status(name, camera, self._now()) for camera in self._cameras.values())]
         with self._teardown_lock:
-            if self._diagnostics_pub is not None:   # None: torn down after this call was dispatched
+            if self._diagnostics_pub is not None:
                 self._diagnostics_pub.publish(array)
-
-    def _server_status(self) -> DiagnosticStatus:
-        # The fully qualified name: two brains in two namespaces are told apart.
-        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: model server',
-                                  hardware_id=','.join(h.base_url for h in self._health))
-        reachable = [h for h in self._health if h.reachable]
-        healthy = [h for h in reachable if h.healthy]
-        with self._profiles_lock:
-            profile = next((self._profiles[h.base_url] for h in healthy if h.base_url in self._profiles), None)
-            negotiation_errors = dict(self._negotiation_errors)
-        model = self.get_parameter('server.model').value or (profile.model if profile else '')
-        warnings = []
-        if not self._health:
-            status.level, status.message = DiagnosticStatus.WARN, 'not checked yet'
-        elif not reachable:
-            status.level, status.message = DiagnosticStatus.ERROR, 'server unreachable: ' + self._health[0].error
-        elif not healthy:
-            status.level, status.message = DiagnosticStatus.ERROR, 'server reachable but unhealthy'
-        elif model and not any(model in h.models for h in healthy):
-            status.level, status.message = DiagnosticStatus.ERROR, f"model '{model}' is not served"
-        elif profile is None:
-            status.level = DiagnosticStatus.ERROR if negotiation_errors else DiagnosticStatus.WARN
-            status.message = ('negotiation failed: ' + '; '.join(negotiation_errors.values()) if negotiation_errors
-                              else 'negotiating with the server')
-        else:
-            status.level, status.message = DiagnosticStatus.OK, f"serving '{model}'"
-            if profile.constraint.value == 'none':
-                warnings.append('answers are unconstrained: ' + profile.constraint_note)
-            if profile.vision_ok is False:
-                warnings.append('vision self-check failed: ' + profile.vision_note)
-            if warnings:
-                status.level, status.message = DiagnosticStatus.WARN, f"serving '{model}'; " + '; '.join(warnings)
-        runner = self._runner
-        values = {
-            'reachable': str(bool(reachable)).lower(),
-            'model': model,
-            'models served': ','.join(m for h in reachable for m in h.models),
-            **self._negotiated_values(profile),
-            'last latency [ms]': f'{self._last_latency_ms:.1f}',
-            'requests in flight': str(runner.in_flight if runner else 0),
-            'queue depth': str(runner.waiting if runner else 0),
-            'goals admitted': str(self._goals.admitted),
-            'last error': self._last_error,
-            **{f'goals {k}': str(n) for k, n in self._stats.items()},
-        }
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        return status
-
-    def _negotiated_values(self, profile: ServerProfile | None) -> dict[str, str]:
-        """What negotiation chose, as /diagnostics key-values (empty strings before it ran)."""
-        v = parameters.values(self)
-        if profile is None:
-            return {key: '' for key in ('server version', 'answer constraint', 'model family', 'model size',
-                                        'thinking', 'image budget [px]', 'server image limit', 'vision check')}
-        spec = resolve_model(v['model.family'], v['model.size'], profile.model)
-        settings = self._pipeline.settings if self._pipeline else parameters.pipeline_settings(v)
-        budget = profile.budget(settings.budget, settings.max_tokens)
-        constraint = profile.constraint.value if v['model.structured_outputs'] else 'none (model.structured_outputs false)'
-        return {
-            'server version': profile.version or 'unknown (not vLLM)',
-            'answer constraint': f'{constraint}: {profile.constraint_note}',
-            'model family': f'{spec.family.value} ({spec.source})',
-            'model size': spec.size.value,
-            'thinking': v['model.thinking'],
-            'image budget [px]': f'{budget.min_pixels}..{budget.max_pixels}',
-            'server image limit': profile.image_limit_note,
-            'vision check': profile.vision_note,
-        }
-
-    def _camera_status(self, camera: Camera) -> DiagnosticStatus:
-        name = 'camera' if camera.is_default else f'camera {camera.name}'
-        status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: {name}', hardware_id=camera.colour_topic)
-        frames = camera.frames
-        frame = frames.latest_colour()
-        if frame is None:
-            status.level, status.message = DiagnosticStatus.WARN, 'no frame received yet'
-            age = float('nan')
-        else:
-            age = self._now() - frame.stamp
-            status.level, status.message = DiagnosticStatus.OK, f'last frame {age:.2f} s old'
-        status.values = [*(KeyValue(key=k, value=v) for k, v in frames.diagnostic_values().items()),
-                         KeyValue(key='last frame age [s]', value=f'{age:.3f}'),
-                         KeyValue(key='camera_info', value=str(frames.camera_info() is not None).lower())]
-        return status
 
 
 def _url_problem(urls: tuple[str, ...]) -> str:

@@ -252,6 +252,51 @@ def negotiation_settings(v: dict[str, Any]) -> NegotiationSettings:
                                budget=ImageBudget(max_pixels=v['model.max_pixels'], min_pixels=v['model.min_pixels']))
 
 
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything the node reads from its parameters, typed; made from the values at start and after each accepted
+    change (nothing re-reads parameters on a timer)."""
+
+    pipeline: PipelineSettings
+    negotiation: NegotiationSettings
+    cameras: dict[str, CameraTopics]
+    base_urls: tuple[str, ...]
+    api_key_env: str
+    api_key_file: str
+    connect_timeout: float          # [s]
+    stall_timeout: float            # [s]
+    health_period: float            # [s]
+    thinking: str                   # model.thinking as given: on | off | none
+    max_concurrent: int
+    max_queued: int
+    feedback_period: float          # [s]
+    result_timeout: int             # [s]
+    drain_timeout: float            # [s]
+    default_task: Task
+    markers: bool
+    marker_lifetime: float          # [s]
+    annotated_image: bool
+
+    @property
+    def goal_limit(self) -> int:
+        """Goals running or queued at once; more are rejected."""
+        return self.max_concurrent + self.max_queued
+
+
+def node_settings(v: dict[str, Any]) -> NodeSettings:
+    """The typed settings of these values; ValueError (from the parts) when they cannot make a working node."""
+    return NodeSettings(
+        pipeline=pipeline_settings(v), negotiation=negotiation_settings(v), cameras=camera_topics(v),
+        base_urls=base_urls(v), api_key_env=v['server.api_key_env'], api_key_file=v['server.api_key_file'],
+        connect_timeout=v['server.connect_timeout'], stall_timeout=v['server.stall_timeout'],
+        health_period=v['server.health_period'], thinking=v['model.thinking'],
+        max_concurrent=v['queries.max_concurrent'], max_queued=v['queries.max_queued'],
+        feedback_period=v['queries.feedback_period'], result_timeout=v['queries.result_timeout'],
+        drain_timeout=v['queries.drain_timeout'], default_task=Task(v['queries.default_task']),
+        markers=v['output.markers'], marker_lifetime=v['output.marker_lifetime'],
+        annotated_image=v['output.annotated_image'])
+
+
 def check_settings(v: dict[str, Any]) -> str:
     """'' when the values make a working node, else why not. Each value may be in its own range and the whole
     still impossible (model.min_pixels above model.max_pixels): a live change is refused before it is applied."""
@@ -266,7 +311,7 @@ def check_settings(v: dict[str, Any]) -> str:
     if reason:
         return reason
     try:
-        pipeline_settings(v)
+        node_settings(v)
     except ValueError as exc:
         return str(exc)
     return ''
