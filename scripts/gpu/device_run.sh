@@ -112,7 +112,7 @@ phase_check() {
   say check
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.sm,power.limit --format=csv
   "$PY" -V; ldd --version | head -1; nproc; free -g | head -2; df -h /tmp | tail -1
-  # Fast DDS maps its shared-memory segments here (the frame profile: 256 MiB each, touched pages use memory).
+  # Fast DDS maps its shared-memory segments here (the frame profile: 64 MiB each, all of it zero-filled at start).
   df -h /dev/shm | tail -1
   command -v xz zstd pigz || true
   "$PY" - <<'EOF' | tee "$RES/machine.json"
