@@ -28,9 +28,8 @@ setup(
             'brain_node = robobrain_ros.node.brain_node:main',
             'brain_query = robobrain_ros.brain_client:main',
             'serve = robobrain_ros.serve.cli:main',
-            'robobrain-serve = robobrain_ros.serve.cli:main',
-            'consistency = robobrain_ros.consistency.cli:main',
             'robobrain-consistency = robobrain_ros.consistency.cli:main',
+            'brain_replay = robobrain_ros.replay.cli:main',
         ],
         # vLLM calls every function of this group in each process it starts (API server, engine, workers).
         'vllm.general_plugins': [

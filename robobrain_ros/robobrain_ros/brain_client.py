@@ -30,12 +30,13 @@ from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from unique_identifier_msgs.msg import UUID
 
 from robobrain_interfaces.msg import QueryStatus
-from robobrain_ros.action_table import ACTIONS
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
+from robobrain_ros.action_table import ACTIONS
 from robobrain_ros.answer_format import REJECTED_REASON, message_to_data, summary_lines
-from unique_identifier_msgs.msg import UUID
+from robobrain_ros.protocol.thinking import GOAL_WORDS, THINKING_DEFAULT
 
 # Action name -> action type, from the one table of the six actions.
 ACTION_TYPES: dict[str, type] = {action.name: action.action_type for action in ACTIONS}
@@ -276,8 +277,9 @@ class BrainClient:
         """True once the brain's action server answers this client (see wait_until_answering)."""
         return wait_until_answering(self._clients[action], timeout, submit=self.in_executor)
 
-    def goal(self, action: str, instruction: str, image=None, thinking: int = 0, max_image_age: float = 0.0,
-             timeout: float = 0.0, compressed_image=None, camera: str = '', target_frame: str = ''):
+    def goal(self, action: str, instruction: str, image=None, thinking: int = THINKING_DEFAULT,
+             max_image_age: float = 0.0, timeout: float = 0.0, compressed_image=None, camera: str = '',
+             target_frame: str = ''):
         """A goal of the action; target_frame only for the actions whose answers have 3D points."""
         # The message fields are float64 and uint8: `timeout=30` must not reach them as an int (Kilted's generated
         # code does not check types, and the C conversion then aborts the whole process at send).
@@ -374,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--image', help='image file to send in the goal (default: the camera topic); JPEG and PNG '
                         'files are sent as they are (compressed_image)')
     parser.add_argument('--brain', default='/robobrain', help='the brain node (default /robobrain)')
-    parser.add_argument('--thinking', choices=['default', 'off', 'on'], default='default')
+    parser.add_argument('--thinking', choices=list(GOAL_WORDS), default='default')
     parser.add_argument('--timeout', type=float, default=0.0, help='[s] goal timeout (0 = node default)')
     parser.add_argument('--camera', default='', help="the node's camera to use (cameras.names; default: its first)")
     parser.add_argument('--target-frame', default='',
@@ -388,7 +390,6 @@ def main(argv: list[str] | None = None) -> int:
         image_fields = image_goal_fields(args.image)
         if image_fields is None:
             parser.error(f'cannot read image {args.image}')
-    thinking = {'default': 0, 'off': 1, 'on': 2}[args.thinking]
     if args.target_frame and args.action in ('plan', 'ask'):
         parser.error(f'--target-frame: {args.action} answers have no 3D points')
     # Ctrl-C must reach this code (to cancel the goal), so rclpy installs no signal handler: its handler would
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f'no action server at {args.brain}/{args.action} (is the node running, in this '
                   'ROS_DOMAIN_ID?)', file=sys.stderr)
             return 2
-        handle = brain.send(args.action, brain.goal(args.action, args.instruction, thinking=thinking,
+        handle = brain.send(args.action, brain.goal(args.action, args.instruction, thinking=GOAL_WORDS[args.thinking],
                                                     timeout=args.timeout, camera=args.camera,
                                                     target_frame=args.target_frame, **image_fields))
         if handle.wait_accepted():

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
-from urllib.parse import urlsplit
+
+from robobrain_ros.client.base_urls import base_url_problem
 
 # Fast DDS reads its XML profiles from one of these (FASTRTPS_ is the name before Fast DDS 3).
 FASTDDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
@@ -48,15 +49,9 @@ def parse_server_urls(text: str) -> list[str]:
         where = f'server_url:={text!r}: URL {index} of {len(urls)}'
         if not url:
             raise LaunchArgumentError(f'{where} is empty (two commas, or a trailing comma?)')
-        try:
-            parts = urlsplit(url)
-            parts.port   # noqa: B018 - raises ValueError for a port that is not a number or out of range
-        except ValueError as exc:
-            raise LaunchArgumentError(f'{where} ({url!r}) is not a URL: {exc}') from None
-        if parts.scheme not in ('http', 'https') or not parts.hostname:
-            raise LaunchArgumentError(f'{where} ({url!r}) must look like http://host:port/v1')
-        if any(c.isspace() or c in '"\'' for c in url):
-            raise LaunchArgumentError(f'{where} ({url!r}) contains a space or a quote')
+        problem = base_url_problem(url)
+        if problem:
+            raise LaunchArgumentError(f'{where} ({url!r}) {problem}')
     return urls
 
 

@@ -4,9 +4,31 @@ report comes out complete. Timings are printed and written by scripts/bench, nev
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from robobrain_ros.bench import breakdown, concurrency, image_budget, memory, overhead, report
 from robobrain_ros.bench.common import BenchContext, load, machine, node_params
+
+REQUIRED = ('machine', 'overhead', 'breakdown', 'concurrency', 'image_budget', 'memory')
+
+
+def missing_parts(results: dict[str, Any]) -> list[str]:
+    """What a complete report lacks ([] when complete)."""
+    missing = [key for key in REQUIRED if key not in results]
+    overhead = results.get('overhead', {})
+    for mode in report.OVERHEAD_TARGETS_MS:
+        if mode not in overhead.get('paired_overhead_ms', {}):
+            missing.append(f'overhead.paired_overhead_ms.{mode}')
+    for n in ('1', '2', '4', '8', '16'):
+        if n not in results.get('concurrency', {}).get('levels', {}):
+            missing.append(f'concurrency.levels.{n}')
+    for case in ('1280x720 default', '1280x720 full_frame', '1920x1080 default', '1920x1080 full_frame'):
+        if case not in results.get('image_budget', {}).get('cases', {}):
+            missing.append(f'image_budget.cases.{case}')
+    for key in ('idle_mib', 'topic_load_mib', 'goal_image_load_mib'):
+        if key not in results.get('memory', {}):
+            missing.append(f'memory.{key}')
+    return missing
 
 
 def test_benchmark_report_is_complete(vllm_server, start_brain, tmp_path):
@@ -21,7 +43,7 @@ def test_benchmark_report_is_complete(vllm_server, start_brain, tmp_path):
     results['memory'] = memory.run(ctx, bursts=1, burst_size=2)
     results['machine']['load_at_end'] = load()
 
-    assert report.missing_parts(results) == []
+    assert missing_parts(results) == []
     # The node did the same model work as the direct requests, and every goal succeeded.
     assert results['overhead']['same_work']['topic']['completion_tokens'] == [32]
     assert all(results['overhead']['modes'][m]['statuses'] == ['succeeded'] for m in ('topic', 'goal_image',

@@ -49,13 +49,14 @@ sys.path.insert(0, str(HERE.parents[1] / 'robobrain_ros'))
 import aiohttp
 import cv2
 from common import (
-    FORCED_TOKENS,
-    INSTRUCTION,
     machine_facts,
     make_frame,
     stats_ms,
     write_json,
 )
+
+from robobrain_ros.bench.common import GPU_FORCED_TOKENS, INSTRUCTION
+from robobrain_ros.client.sse import DONE, Usage, stream_delta, stream_line
 from robobrain_ros.protocol import (
     ConstraintDialect,
     ImageBudget,
@@ -145,33 +146,28 @@ class RawClient:
     async def _one(self, body: dict) -> dict:
         start = time.perf_counter()
         first = 0.0
-        usage = {}
+        usage = Usage()
         chunks = 0
         text = []
         async with self.session.post(self.url, json=body, timeout=aiohttp.ClientTimeout(total=600)) as resp:
             if resp.status != 200:
                 raise RuntimeError(f'HTTP {resp.status}: {(await resp.text())[:500]}')
-            async for raw in resp.content:
-                line = raw.strip()
-                if not line.startswith(b'data:'):
-                    continue
-                data = line[5:].strip()
-                if data == b'[DONE]':
+            async for line in resp.content:
+                event = stream_line(line)
+                if event is DONE:
                     break
-                event = json.loads(data)
-                if event.get('usage'):
-                    usage = event['usage']
-                for choice in event.get('choices') or []:
-                    delta = choice.get('delta') or {}
-                    piece = delta.get('content') or delta.get('reasoning_content') or delta.get('reasoning') or ''
-                    if piece:
-                        chunks += 1
-                        text.append(piece)
-                        if not first:
-                            first = time.perf_counter()
+                if event is None:
+                    continue
+                delta = stream_delta(event)   # the text the node's client reads (content; no reasoning parser)
+                usage = delta.usage or usage
+                if delta.text:
+                    chunks += 1
+                    text.append(delta.text)
+                    if not first:
+                        first = time.perf_counter()
         end = time.perf_counter()
         return {'seconds': end - start, 'first_token_s': (first - start) if first else None,
-                'prompt_tokens': usage.get('prompt_tokens', 0), 'completion_tokens': usage.get('completion_tokens', 0),
+                'prompt_tokens': usage.prompt_tokens, 'completion_tokens': usage.completion_tokens,
                 'chunks': chunks, 'chars': len(''.join(text))}
 
     def run(self, body: dict, n: int) -> tuple[float, list[dict]]:
@@ -187,7 +183,7 @@ class RawClient:
 
 def raw_body(rgb, budget_name: str, model: str) -> tuple[dict, tuple[int, int]]:
     """The node's request body for this frame and budget; 'raw' sends the frame as captured (no resize)."""
-    extra = {'min_tokens': FORCED_TOKENS}
+    extra = {'min_tokens': GPU_FORCED_TOKENS}
     if budget_name == 'raw':
         _, jpg = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         h, w = rgb.shape[:2]
@@ -197,14 +193,15 @@ def raw_body(rgb, budget_name: str, model: str) -> tuple[dict, tuple[int, int]]:
         ref = prepare_image(rgb, ImageBudget(max_pixels=BUDGETS['raw']))
         built = build_request(Task.POINTING, INSTRUCTION, [ref], True, ModelFamily.ROBOBRAIN_2_0, model=model,
                               budget=ImageBudget(max_pixels=BUDGETS['raw']), constraint=ConstraintDialect.NONE,
-                              max_tokens=FORCED_TOKENS, temperature=0.0, extra=extra)
+                              max_tokens=GPU_FORCED_TOKENS, temperature=0.0, extra=extra)
         body = json.loads(json.dumps(built.body))
         body['messages'][0]['content'][0]['image_url']['url'] = data_url
         return body, (w, h)
     budget = ImageBudget(max_pixels=BUDGETS[budget_name])
     prepared = prepare_image(rgb, budget)
     built = build_request(Task.POINTING, INSTRUCTION, [prepared], True, ModelFamily.ROBOBRAIN_2_0, model=model,
-                          budget=budget, constraint=ConstraintDialect.NONE, max_tokens=FORCED_TOKENS, temperature=0.0, extra=extra)
+                          budget=budget, constraint=ConstraintDialect.NONE, max_tokens=GPU_FORCED_TOKENS,
+                          temperature=0.0, extra=extra)
     return built.body, prepared.sent_size
 
 
@@ -244,7 +241,7 @@ class NodeRunner:
         params = {
             'server.base_urls': [base_url], 'server.model': model,
             'model.thinking': 'on', 'model.structured_outputs': False, 'model.temperature': 0.0,
-            'model.max_tokens': FORCED_TOKENS, 'model.extra_body': json.dumps({'min_tokens': FORCED_TOKENS}),
+            'model.max_tokens': GPU_FORCED_TOKENS, 'model.extra_body': json.dumps({'min_tokens': GPU_FORCED_TOKENS}),
             'model.max_pixels': int(budget), 'queries.max_concurrent': max_concurrent,
             'queries.max_queued': 256, 'queries.goal_timeout': 300.0, 'queries.max_image_age': 2.0,
         }
@@ -407,7 +404,7 @@ def main(argv=None) -> int:
     levels = [int(x) for x in args.levels.split(',') if x]
     rgb = make_frame()
     result = {'label': args.label, 'machine': machine_facts(), 'base_url': args.base_url,
-              'frame': list(rgb.shape[1::-1]), 'instruction': INSTRUCTION, 'forced_tokens': FORCED_TOKENS,
+              'frame': list(rgb.shape[1::-1]), 'instruction': INSTRUCTION, 'forced_tokens': GPU_FORCED_TOKENS,
               'node_image': args.node_image, 'modes': {}, 'budgets': {}}
     t_begin = time.perf_counter()
 

@@ -1,19 +1,23 @@
-"""Shared by the GPU benchmark scripts: the test frame, the instruction, statistics, machine facts."""
+"""What only the GPU benchmark scripts need: their test frame, the GPU's facts, statistics in their keys.
+
+The instruction, the token count (GPU_FORCED_TOKENS) and the statistics are robobrain_ros.bench.common's, the CPU
+benchmarks' too. The frame is drawn here: the CPU benchmarks' photo needs scikit-image, which the GPU machine's
+image does not have. Each script puts the package's source folder on sys.path before importing this.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import statistics
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
-INSTRUCTION = 'the handle of the red mug on the table'
+from robobrain_ros.bench.common import summary
+
 FRAME_SIZE = (1280, 720)          # width, height
-FORCED_TOKENS = 64
 
 
 def make_frame(width: int = FRAME_SIZE[0], height: int = FRAME_SIZE[1], seed: int = 7) -> np.ndarray:
@@ -53,13 +57,11 @@ def save_frame_jpeg(rgb: np.ndarray, path: Path, quality: int = 95) -> Path:
 
 
 def stats_ms(seconds: list[float]) -> dict:
-    """median / p95 / mean / min / max in ms of a list of durations in seconds (p95: nearest rank)."""
+    """summary() of durations in seconds, in ms under the keys of the GPU results files (median_ms, p95_ms, ...)."""
     if not seconds:
         return {}
-    ms = sorted(s * 1e3 for s in seconds)
-    rank = max(0, min(len(ms) - 1, int(np.ceil(0.95 * len(ms))) - 1))
-    return {'n': len(ms), 'median_ms': round(statistics.median(ms), 2), 'p95_ms': round(ms[rank], 2),
-            'mean_ms': round(statistics.fmean(ms), 2), 'min_ms': round(ms[0], 2), 'max_ms': round(ms[-1], 2)}
+    stats = summary([s * 1e3 for s in seconds])
+    return {'n': stats['n'], **{f'{key}_ms': round(stats[key], 2) for key in ('median', 'p95', 'mean', 'min', 'max')}}
 
 
 def machine_facts() -> dict:

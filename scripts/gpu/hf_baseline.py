@@ -28,14 +28,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / 'robobrain_ros'))
 
 from common import (
-    FORCED_TOKENS,
-    INSTRUCTION,
     machine_facts,
     make_frame,
     save_frame_jpeg,
     stats_ms,
     write_json,
 )
+
+from robobrain_ros.bench.common import GPU_FORCED_TOKENS, INSTRUCTION
 
 
 def official_vision_info(messages):
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument('--queries', type=int, default=32, help='timed queries, back to back (>= 8)')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--ttft-queries', type=int, default=5)
-    parser.add_argument('--tokens', type=int, default=FORCED_TOKENS)
+    parser.add_argument('--tokens', type=int, default=GPU_FORCED_TOKENS)
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--dtype', default='bfloat16')
     parser.add_argument('--attn', default=None, help="attn_implementation (default: transformers' own, as "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -13,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from robobrain_ros.bench.common import forced_extra
+from robobrain_ros.client.sse import DONE, stream_delta, stream_line
 from robobrain_ros.protocol import (
     ConstraintDialect,
     ImageBudget,
@@ -100,23 +100,19 @@ class DirectClient:
                     result.error = f'HTTP {response.status}: {(await response.text())[:300]}'
                     return result
                 async for line in response.content:
-                    line = line.strip()
-                    if not line.startswith(b'data:'):
-                        continue
-                    data = line[5:].strip()
-                    if data == b'[DONE]':
+                    event = stream_line(line)
+                    if event is DONE:
                         break
-                    event = json.loads(data)
-                    for choice in event.get('choices') or []:
-                        text = (choice.get('delta') or {}).get('content') or ''
-                        if text and not result.first_token_s:
-                            result.first_token_s = time.perf_counter() - start
-                        result.text += text
-                    usage = event.get('usage')
-                    if usage:
-                        result.prompt_tokens = int(usage.get('prompt_tokens') or 0)
-                        result.completion_tokens = int(usage.get('completion_tokens') or 0)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+                    if event is None:
+                        continue
+                    delta = stream_delta(event)
+                    if delta.text and not result.first_token_s:
+                        result.first_token_s = time.perf_counter() - start
+                    result.text += delta.text
+                    if delta.usage is not None:
+                        result.prompt_tokens = delta.usage.prompt_tokens
+                        result.completion_tokens = delta.usage.completion_tokens
+        except (aiohttp.ClientError, OSError, TypeError, ValueError) as exc:
             result.error = f'{type(exc).__name__}: {exc}'
         result.seconds = time.perf_counter() - start
         return result

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from robobrain_ros.bench.common import FORCED_TOKENS, INSTRUCTION, bench_frame, load, node_params, summary
+from robobrain_ros.bench.common import CPU_FORCED_TOKENS, INSTRUCTION, bench_frame, load, node_params, summary
 from robobrain_ros.bench.concurrency import wait_all
 from robobrain_ros.bench.direct import DirectClient, node_request_body
 
@@ -33,7 +33,7 @@ def run(base_url: str, model: str, robots: int = 8, goals_each: int = 4, repetit
     from robobrain_ros.testing.ros_fixtures import Camera
 
     rgb = bench_frame(*frame_size)
-    body = node_request_body(rgb, model, INSTRUCTION, FORCED_TOKENS)   # the nodes force as many (node_params)
+    body = node_request_body(rgb, model, INSTRUCTION, CPU_FORCED_TOKENS)   # the nodes force as many (node_params)
     log_dir = Path(tempfile.mkdtemp(prefix='robobrain-bench-fleet-'))
     brains, clients, cameras = [], [], []
     rng = random.Random(seed)

@@ -10,7 +10,8 @@ no goals: the node's CPU then is what receiving frames costs. Every case starts 
              'defaults' Fast DDS's defaults (the profile variables removed from both processes)
   node       'deserialising' the node as shipped: every frame deserialised into a message on arrival
              'raw'           the same node with raw subscriptions: frames kept as serialized bytes,
-                             deserialised when a goal takes one (measured worse: see docs/BENCHMARKS.md)
+                             deserialised when a goal takes one (raw_frames.py; measured worse: see
+                             docs/BENCHMARKS.md)
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def camera_main(width: int, height: int, rate: float, seconds: float, topic: str
 # ---------------------------------------------------------------- the node variant for the paired comparison
 def raw_node_main() -> None:
     """The brain node with raw subscriptions: frames kept as serialized bytes, deserialised when a goal takes one."""
+    from robobrain_ros.bench.raw_frames import raw_frame
     from robobrain_ros.node import brain_node
     from robobrain_ros.node.frame_cache import CachedFrame
 
@@ -101,8 +103,8 @@ def raw_node_main() -> None:
             return super().create_subscription(msg_type, topic, callback, qos_profile, raw=raw, **kwargs)
 
         def _cached(self, serialized: bytes, msg_type: type, topic: str) -> CachedFrame:
-            return CachedFrame.from_serialized(serialized, msg_type, compressed=msg_type is brain_node.CompressedImage,
-                                               topic=topic, received=self._now())
+            return raw_frame(serialized, msg_type, compressed=msg_type is brain_node.CompressedImage, topic=topic,
+                             received=self._now())
 
     brain_node.BrainNode = RawBrainNode    # main() builds the node by this name
     brain_node.main()

@@ -16,26 +16,6 @@ END = '<!-- cpu-benchmarks:end -->'
 JSON_NAME = 'cpu_results.json'
 # The issue-14 targets; a compressed image in the goal counts as an image in the goal.
 OVERHEAD_TARGETS_MS = {'topic': 10.0, 'goal_image': 20.0, 'goal_compressed': 20.0}
-REQUIRED = ('machine', 'overhead', 'breakdown', 'concurrency', 'image_budget', 'memory')
-
-
-def missing_parts(results: dict[str, Any]) -> list[str]:
-    """What a complete report lacks ([] when complete): the smoke test's check."""
-    missing = [key for key in REQUIRED if key not in results]
-    overhead = results.get('overhead', {})
-    for mode in OVERHEAD_TARGETS_MS:
-        if mode not in overhead.get('paired_overhead_ms', {}):
-            missing.append(f'overhead.paired_overhead_ms.{mode}')
-    for n in ('1', '2', '4', '8', '16'):
-        if n not in results.get('concurrency', {}).get('levels', {}):
-            missing.append(f'concurrency.levels.{n}')
-    for case in ('1280x720 default', '1280x720 full_frame', '1920x1080 default', '1920x1080 full_frame'):
-        if case not in results.get('image_budget', {}).get('cases', {}):
-            missing.append(f'image_budget.cases.{case}')
-    for key in ('idle_mib', 'topic_load_mib', 'goal_image_load_mib'):
-        if key not in results.get('memory', {}):
-            missing.append(f'memory.{key}')
-    return missing
 
 
 def _ms(value: float) -> str:

@@ -1,11 +1,28 @@
 """HTTP side: an async OpenAI-compatible streaming client, server negotiation and self-checks. No ROS types."""
 
-from robobrain_ros.client.chat_client import (MIN_AIOHTTP, ChatClient, ChatClientError, ClientConfig, ServerError,
-                                              ServerHealth, ServerUnreachable, StreamChunk, StreamStalled,
-                                              Usage, server_root, split_base_urls)
-from robobrain_ros.client.self_checks import (ConstraintCheck, ImageLimit, VisionCheck, check_constraint,
-                                              check_vision, measure_image_limit)
+from robobrain_ros.client.base_urls import split_base_urls
+from robobrain_ros.client.chat_client import (
+    MIN_AIOHTTP,
+    ChatClient,
+    ChatClientError,
+    ClientConfig,
+    ServerError,
+    ServerHealth,
+    ServerUnreachable,
+    StreamChunk,
+    StreamStalled,
+    server_root,
+)
+from robobrain_ros.client.self_checks import (
+    ConstraintCheck,
+    ImageLimit,
+    VisionCheck,
+    check_constraint,
+    check_vision,
+    measure_image_limit,
+)
 from robobrain_ros.client.server_info import ServedModel, ServerInfo, choose_constraint, fetch_server_info
+from robobrain_ros.client.sse import Usage
 
 __all__ = [
     "MIN_AIOHTTP", "ChatClient", "ChatClientError", "ClientConfig", "ConstraintCheck", "ImageLimit",

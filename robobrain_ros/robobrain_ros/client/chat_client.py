@@ -18,12 +18,14 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import aiohttp
-import yarl
+
+from robobrain_ros.client.base_urls import base_urls_problem
+from robobrain_ros.client.sse import DONE, StreamFormatError, Usage, stream_delta, stream_line
 
 # The oldest aiohttp the robots' distributions ship: python3-aiohttp 3.8 on Ubuntu 22.04 (Humble).
 MIN_AIOHTTP = (3, 8)
@@ -69,12 +71,6 @@ class StreamStalled(ChatClientError):
 
 class _NotConnected(ChatClientError):
     """No connection was made to one URL (refused, timed out, DNS): safe to retry or fail over."""
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,24 +139,14 @@ def server_root(base_url: str) -> str:
     return base_url[:-3] if base_url.endswith('/v1') else base_url
 
 
-def _check_url(url: str) -> None:
-    try:
-        parsed = yarl.URL(url)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f'server URL {url!r} is not a URL: {exc}') from None
-    if parsed.scheme not in ('http', 'https') or not parsed.host:
-        raise ValueError(f'server URL {url!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:9010/v1)')
-
-
 class ChatClient:
     """Streams chat completions from one of several OpenAI-compatible base URLs (e.g. http://host:9010/v1)."""
 
     def __init__(self, config: ClientConfig) -> None:
         """Raises ValueError without base URLs or with one that is not an http(s) URL."""
-        if not config.base_urls:
-            raise ValueError('ChatClient needs at least one base URL')
-        for url in config.base_urls:
-            _check_url(url)
+        problem = base_urls_problem(config.base_urls, 'ClientConfig.base_urls')
+        if problem:
+            raise ValueError(problem)
         self._config = config
         self._base_urls = [url.rstrip('/') for url in config.base_urls]
         self._preferred = 0   # index of the base URL that answered last; tried first next time
@@ -303,32 +289,29 @@ class ChatClient:
                         f'the server sent nothing for {self._config.stall_timeout:g} s mid-stream') from exc
                 if not line:
                     break
-                line = line.strip()
-                if not line.startswith(b'data:'):
+                try:
+                    event = stream_line(line)
+                except StreamFormatError as exc:
+                    raise ServerError(str(exc)) from exc
+                if event is None:
                     continue
-                data = line[5:].strip()
-                if data == b'[DONE]':
+                if event is DONE:
                     finished = True
                     break
-                try:
-                    event = json.loads(data)
-                except ValueError as exc:
-                    raise ServerError(f'invalid JSON in the stream: {data[:200]!r}') from exc
-                if not isinstance(event, dict):
-                    raise ServerError(f'unexpected stream event: {data[:200]!r}')
                 if 'error' in event:
                     raise ServerError(f'the server reported an error mid-stream: {event["error"]}')
                 try:
-                    text, finish_reason, usage = _read_event(event)
+                    delta = stream_delta(event)
                 except (AttributeError, TypeError, ValueError) as exc:
                     # Valid JSON of the wrong shape (a proxy's error page, another API): the server's fault.
-                    raise ServerError(f'unexpected stream event ({exc}): {data[:200]!r}') from exc
-                if text:
+                    raise ServerError(f'unexpected stream event ({exc}): {json.dumps(event)[:200]}') from exc
+                if delta.text:
                     tokens += 1
-                if usage is not None:
-                    tokens = usage.completion_tokens
-                if text or finish_reason or usage:
-                    yield StreamChunk(text=text, tokens=tokens, finish_reason=finish_reason, usage=usage)
+                if delta.usage is not None:
+                    tokens = delta.usage.completion_tokens
+                if delta.text or delta.finish_reason or delta.usage:
+                    yield StreamChunk(text=delta.text, tokens=tokens, finish_reason=delta.finish_reason,
+                                      usage=delta.usage)
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise ServerError(f'the connection broke mid-stream: {_describe(exc)}') from exc
         if not finished:
@@ -373,30 +356,6 @@ class ChatClient:
             return False
 
 
-def _read_event(event: dict[str, Any]) -> tuple[str, str | None, Usage | None]:
-    """(text, finish reason, usage) of one streamed event; TypeError/ValueError when it is not shaped like one."""
-    text = ''
-    finish_reason = None
-    for choice in event.get('choices') or []:
-        delta = choice.get('delta') or {}
-        content = delta.get('content') or ''
-        if not isinstance(content, str):
-            raise TypeError(f'content is {type(content).__name__}, not text')
-        text += content
-        reason = choice.get('finish_reason')
-        if reason is not None and not isinstance(reason, str):
-            raise TypeError(f'finish_reason is {type(reason).__name__}, not text')
-        finish_reason = reason or finish_reason
-    return text, finish_reason, _usage(event.get('usage'))
-
-
-def _usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    return Usage(prompt_tokens=int(raw.get('prompt_tokens') or 0),
-                 completion_tokens=int(raw.get('completion_tokens') or 0))
-
-
 async def _read_error_body(response: aiohttp.ClientResponse) -> str:
     try:
         return (await response.text())[:2000]
@@ -408,9 +367,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f'{type(exc).__name__}: {text}' if type(exc).__name__ not in text else text
 
-
-def split_base_urls(urls: Sequence[str] | str) -> tuple[str, ...]:
-    """Accept a list or a comma-separated string of base URLs; drop blanks."""
-    if isinstance(urls, str):
-        urls = urls.split(',')
-    return tuple(u.strip() for u in urls if u and u.strip())

@@ -16,7 +16,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from robobrain_ros.client.chat_client import ChatClient, ChatClientError, Usage
+from robobrain_ros.client.chat_client import ChatClient, ChatClientError
+from robobrain_ros.client.sse import Usage
 
 T = TypeVar('T')
 

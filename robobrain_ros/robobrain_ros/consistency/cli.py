@@ -1,4 +1,5 @@
-"""`robobrain-consistency` (`ros2 run robobrain_ros consistency`): does a candidate server answer like a reference?
+"""`robobrain-consistency` (also `ros2 run robobrain_ros robobrain-consistency`): does a candidate server answer
+like a reference?
 
     robobrain-consistency --reference http://127.0.0.1:9010/v1 --candidate http://127.0.0.1:9011/v1 --json out.json
     robobrain-consistency --reference http://127.0.0.1:9010/v1 --save-reference ref.json     # no candidate yet

@@ -11,7 +11,7 @@ from robobrain_ros.protocol import Answer, Task
 
 from .metrics import NumericalAgreement, PositionLogprobs, compare_logprobs
 from .samples import Sample
-from .scoring import BOX_TASKS, TEXT_TASKS, Tolerances, compare_answers, task_scores
+from .scoring import BOX_TASKS, TEXT_TASKS, AnswerAgreement, Tolerances, compare_answers, task_scores
 
 PASS, FAIL, INCONCLUSIVE = 'pass', 'FAIL', 'INCONCLUSIVE'
 
@@ -124,6 +124,20 @@ def _mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
 
+def answer_rows(task: Task, agreements: Sequence[AnswerAgreement], gate: GateThresholds) -> list[Row]:
+    """A task's answer-agreement rows: the share of answers that agree (gated with gate.min_answer_agreement) and,
+    but for text, the mean distance (px, or IoU for boxes). The replay tool's --compare builds its table from them."""
+    agree = Row(f'{task.value}: answers agree (%)', 100.0, 100.0 * _mean([a.agree for a in agreements]))
+    if gate.min_answer_agreement is not None:
+        agree.status = PASS if agree.candidate >= gate.min_answer_agreement else FAIL
+        agree.reason = f'{agree.candidate:.1f}% vs at least {gate.min_answer_agreement:g}%'
+    rows = [agree]
+    if task not in TEXT_TASKS:     # for text the distance is the agreement itself
+        identical = 1.0 if task in BOX_TASKS else 0.0
+        rows.append(Row(f'{task.value}: {_distance_name(task)}', identical, _mean([a.distance for a in agreements])))
+    return rows
+
+
 def build_report(results: Sequence[SampleResult], gate: GateThresholds, tolerances: Tolerances) -> Report:
     """The table: per task answer agreement, ground-truth scores and numerical drift, then the overall
     numerical agreement. Scores higher-is-better are gated against gate.max_score_drop."""
@@ -133,14 +147,7 @@ def build_report(results: Sequence[SampleResult], gate: GateThresholds, toleranc
     for task in tasks:
         of_task = [r for r in results if r.sample.task is task]
         agreements = [compare_answers(task, r.reference, r.candidate, r.image_size, tolerances) for r in of_task]
-        agree = Row(f'{task.value}: answers agree (%)', 100.0, 100.0 * _mean([a.agree for a in agreements]))
-        if gate.min_answer_agreement is not None:
-            agree.status = PASS if agree.candidate >= gate.min_answer_agreement else FAIL
-            agree.reason = f'{agree.candidate:.1f}% vs at least {gate.min_answer_agreement:g}%'
-        rows.append(agree)
-        if task not in TEXT_TASKS:     # for text the distance is the agreement itself
-            identical = 1.0 if task in BOX_TASKS else 0.0
-            rows.append(Row(f'{task.value}: {_distance_name(task)}', identical, _mean([a.distance for a in agreements])))
+        rows += answer_rows(task, agreements, gate)
         scores: dict[str, tuple[list[float], list[float]]] = {}
         for result, agreement in zip(of_task, agreements):
             ref_scores = task_scores(result.sample, result.reference, result.image_size, tolerances)

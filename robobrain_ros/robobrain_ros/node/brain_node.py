@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,8 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -36,6 +37,7 @@ from rclpy.timer import Timer
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.action_table import ACTIONS, ANSWER_TOPICS, BrainAction
 from robobrain_ros.client import ChatClient, ClientConfig, ServerUnreachable
+from robobrain_ros.client.base_urls import base_urls_problem
 from robobrain_ros.client.api_key import insecure_key_urls
 from robobrain_ros.client.generation import GenerationRunner
 from robobrain_ros.node import diagnostics, parameters
@@ -99,6 +101,11 @@ class BrainNode(LifecycleNode):
         self._transform_lookup: TransformLookup | None = None
         self._transform_lock = threading.Lock()
         self._cameras: dict[str, Camera] = {}
+        # A clock that jumps back (a recording played again, `ros2 bag play --loop`) leaves the cached frames stamped
+        # in its future: a goal would take them as the newest, 0 s old. They are dropped, as tf2 drops its buffer.
+        self._clock_jump = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
+            post_callback=self._on_clock_jump_back)
         self._runner: GenerationRunner | None = None
         self._diagnostics_pub: Publisher | None = None
         self._pipeline: QueryPipeline | None = None
@@ -129,7 +136,7 @@ class BrainNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self, v: dict[str, Any]) -> None:
-        problem = _url_problem(parameters.base_urls(v)) or parameters.check_settings(v)
+        problem = base_urls_problem(parameters.base_urls(v), 'server.base_urls') or parameters.check_settings(v)
         if problem:
             raise ConfigurationError(problem)
         self._settings = settings = parameters.node_settings(v)
@@ -306,6 +313,11 @@ class BrainNode(LifecycleNode):
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_clock_jump_back(self, jump: TimeJump) -> None:
+        for camera in self._cameras.values():
+            camera.frames.forget_frames()
+        self.get_logger().info(f'the clock jumped back {-jump.delta.nanoseconds * 1e-9:.3f} s: cached frames dropped')
 
     def _transforms(self) -> TransformLookup:
         """The transform lookup, made on first use (a node that never needs a target frame never listens to /tf);
@@ -519,21 +531,6 @@ class BrainNode(LifecycleNode):
         with self._teardown_lock:
             if self._diagnostics_pub is not None:
                 self._diagnostics_pub.publish(array)
-
-
-def _url_problem(urls: tuple[str, ...]) -> str:
-    """'' when every base URL is an http(s) URL with a host, else what is wrong."""
-    if not urls:
-        return 'server.base_urls is empty: give at least one model server base URL, e.g. http://127.0.0.1:9010/v1'
-    for url in urls:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ('http', 'https') or not parts.hostname:
-            return f"server.base_urls has '{url}', which is not an http(s) URL with a host (e.g. http://host:9010/v1)"
-        try:
-            _ = parts.port     # raises for a port that is not a number in 0..65535
-        except ValueError:
-            return f"server.base_urls has '{url}', whose port is not a number in 0..65535"
-    return ''
 
 
 class GracefulStop:

@@ -48,12 +48,6 @@ class GoalRegistry:
             self._admitted -= 1
             self._lock.notify_all()
 
-    def release_unstarted(self) -> None:
-        """Free a slot reserved by admit() for a query that never started."""
-        with self._lock:
-            self._admitted -= 1
-            self._lock.notify_all()
-
     def stop_all(self, message: str, timeout: float) -> bool:
         """Stop every query (they end with NODE_STOPPING) and wait up to timeout [s]; True when all ended."""
         with self._lock:

@@ -21,8 +21,8 @@ from robobrain_ros.node.query_pipeline import PipelineSettings
 from robobrain_ros.node.server_profile import NegotiationSettings
 from robobrain_ros.protocol import ImageBudget, Task
 from robobrain_ros.protocol.request import owned_keys
+from robobrain_ros.protocol.thinking import PARAMETER_WORDS
 
-THINKING_CHOICES = ('off', 'on', 'none')
 FAMILY_CHOICES = ('auto', 'robobrain2.0', 'robobrain2.5')
 SIZE_CHOICES = ('auto', '3b', '4b', '7b', '8b', '32b')
 TASK_CHOICES = tuple(t.value for t in Task)
@@ -64,7 +64,7 @@ PARAMETERS: dict[str, Spec] = {
     'model.size': Spec('auto', 'model size, which decides the thinking prefill (2.0 7B/32B: <think>...; 2.0 3B and '
                        '2.5: nothing): 3b, 4b, 7b, 8b, 32b or auto (from the served model name)', choices=SIZE_CHOICES),
     'model.thinking': Spec('off', "default thinking switch: 'on', 'off', or 'none' (append nothing whatever the "
-                           'model)', choices=THINKING_CHOICES),
+                           'model)', choices=tuple(PARAMETER_WORDS)),
     'model.structured_outputs': Spec(True, 'constrain answers to the task format with vLLM structured outputs'),
     'model.allow_empty_answer': Spec(True, 'let the answer constraint accept "nothing found" (an empty list) for '
                                      'pointing, trajectory, affordance and grounding; the goal then ends NOT_FOUND. '
@@ -222,11 +222,10 @@ def _lift_settings(v: dict[str, Any], camera: str | None) -> LiftSettings:
 
 
 def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
-    thinking = {'on': True, 'off': False, 'none': None}[v['model.thinking']]
     return PipelineSettings(
         model_family=v['model.family'],
         model_size=v['model.size'],
-        thinking=thinking,
+        thinking=PARAMETER_WORDS[v['model.thinking']],
         structured_outputs=v['model.structured_outputs'],
         allow_empty_answer=v['model.allow_empty_answer'],
         temperature=v['model.temperature'],

@@ -44,6 +44,7 @@ from robobrain_ros.protocol import (
     transform_lifted,
 )
 from robobrain_ros.protocol.tasks import SINGLE_IMAGE_TASKS
+from robobrain_ros.protocol.thinking import THINKING_DEFAULT, thinking_for_goal
 
 # Feedback stages, as in every action's Feedback (robobrain_interfaces/action/*.action).
 FEEDBACK_WAITING_FOR_IMAGE = 0
@@ -52,7 +53,6 @@ FEEDBACK_GENERATING = 2
 FEEDBACK_PARSING = 3
 _RUNNER_STAGES = {STAGE_QUEUED: FEEDBACK_QUEUED, STAGE_GENERATING: FEEDBACK_GENERATING}
 
-THINKING_DEFAULT, THINKING_OFF, THINKING_ON = 0, 1, 2
 
 # How long past the goal's deadline a generation may take to report back before the query stops waiting for
 # it (the generation ends itself at the deadline; this only guards against a runner that never answers).
@@ -235,8 +235,10 @@ class QueryPipeline:
         self._validate(request, settings)
         timeout = request.timeout or settings.goal_timeout
         deadline = start + timeout
-        outcome.thinking = {THINKING_DEFAULT: settings.thinking, THINKING_OFF: False,
-                            THINKING_ON: True}[request.thinking]
+        try:
+            outcome.thinking = thinking_for_goal(request.thinking, settings.thinking)
+        except ValueError as exc:   # none of THINKING_DEFAULT, THINKING_OFF, THINKING_ON
+            raise QueryFailed(QueryCode.BAD_GOAL, str(exc)) from None
 
         camera = self._camera(request)
         outcome.camera = camera.name
@@ -281,9 +283,6 @@ class QueryPipeline:
         if len(request.instruction) > settings.max_instruction_chars:
             raise bad(f'the instruction has {len(request.instruction)} characters, more than '
                       f'max_instruction_chars ({settings.max_instruction_chars})')
-        if request.thinking not in (THINKING_DEFAULT, THINKING_OFF, THINKING_ON):
-            raise bad(f'unknown thinking value {request.thinking}: use THINKING_DEFAULT (0), THINKING_OFF (1) '
-                      'or THINKING_ON (2)')
         for name in ('timeout', 'max_image_age'):
             value = getattr(request, name)
             if not (value >= 0.0) or value == float('inf'):

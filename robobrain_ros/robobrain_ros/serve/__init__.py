@@ -2,7 +2,7 @@
 
 Modules: ``config`` (YAML format + validation), ``command`` (engine_args -> argv),
 ``platform`` (which vLLM build and interpreter), ``supervisor`` (process lifetime),
-``cli`` (the ``serve`` / ``robobrain-serve`` entry point) and ``flaggems_plugin`` (the
+``cli`` (the ``serve`` entry point) and ``flaggems_plugin`` (the
 ``vllm.general_plugins`` entry point that runs inside vLLM). None of them imports rclpy,
 torch or vLLM at import time.
 """

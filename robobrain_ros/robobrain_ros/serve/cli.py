@@ -1,4 +1,4 @@
-"""``serve`` / ``robobrain-serve`` / ``python -m robobrain_ros.serve``: start the vLLM server.
+"""``ros2 run robobrain_ros serve`` / ``python -m robobrain_ros.serve``: start the vLLM server.
 
 Exit codes: 0 stopped on request (SIGINT/SIGTERM) or dry-run done; 1 the server failed to
 start or died; 2 the config or the command line is wrong.

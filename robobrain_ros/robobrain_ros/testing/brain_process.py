@@ -22,14 +22,6 @@ from typing import Any
 import yaml
 
 
-def ros_isolation_env(domain_id: int | None = None) -> dict[str, str]:
-    """Environment that keeps ROS 2 traffic on this machine, in a DDS domain of its own."""
-    env = {'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}
-    if domain_id is not None:
-        env['ROS_DOMAIN_ID'] = str(domain_id)
-    return env
-
-
 def nest(flat: dict[str, Any]) -> dict[str, Any]:
     """{'server.base_urls': x} -> {'server': {'base_urls': x}} (params files are nested)."""
     nested: dict[str, Any] = {}

@@ -105,10 +105,6 @@ class ScriptedServer(LoopThreadServer):
         with self._lock:
             self._rules.append((key, reply))
 
-    def clear_rules(self) -> None:
-        with self._lock:
-            self._rules.clear()
-
     def requests_with(self, key: str) -> list[Received]:
         return [r for r in list(self.requests) if key in json.dumps(r.body)]
 
