@@ -37,7 +37,18 @@ done
 # profile). Each pytest session removes those of dead processes at its end (ros_fixtures); this catches what a
 # killed or crashed pytest left itself. Files of live processes (other runs on this machine) are never touched.
 shm_cleanup="$(python3 robobrain_ros/robobrain_ros/testing/shm_cleanup.py 2>&1 || echo 'failed (exit status ignored)')"
+# The lint gate (ruff.toml), with the ruff of whichever leg's venv has it (requirements/test.txt installs it).
+printf '\n######## lint (ruff check, ruff.toml) ########\n'
+lint="FAILED (no ruff in any leg's venv)"
+for venv in .venv/ros .venv/jazzy .venv/py310; do
+  if [ -x "$venv/bin/ruff" ]; then
+    if "$venv/bin/ruff" check --output-format concise .; then lint="passed"; else lint="FAILED"; fi
+    break
+  fi
+done
+case "$lint" in passed) ;; *) failed=1 ;; esac
 printf '\n######## summary of the legs (full output in log/legs/) ########\n'
+echo "lint: $lint"
 for leg in "${legs[@]}"; do
   versions="$(grep -m1 '^== leg ' "log/legs/$leg.txt" | sed 's/^== leg [^:]*: //; s/ (ROS_DOMAIN_ID=.*//' || true)"
   echo "leg $leg${versions:+ ($versions)}: ${outcome[$leg]}"
