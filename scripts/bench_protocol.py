@@ -107,7 +107,8 @@ def bench_build(frame: np.ndarray, budget: ImageBudget, repeats: int) -> dict:
 
     def end_to_end():
         image = prepare_image(frame, budget)
-        return build_request(Task.POINTING, 'the mug', [image], False, ModelFamily.ROBOBRAIN_2_0, model='rb', budget=budget)
+        return build_request(Task.POINTING, 'the mug', [image], False, ModelFamily.ROBOBRAIN_2_0, model='rb',
+                             budget=budget)
 
     steps = {
         'end to end: prepare_image + build_request': time_median(end_to_end, repeats),
@@ -121,19 +122,22 @@ def bench_build(frame: np.ndarray, budget: ImageBudget, repeats: int) -> dict:
             lambda: cv2.resize(frame, (sent_w, sent_h), interpolation=cv2.INTER_LINEAR), repeats
         ),
         'cv2.cvtColor RGB2BGR + imencode JPEG q90 (used)': time_median(
-            lambda: cv2.imencode('.jpg', cv2.cvtColor(resized, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]), repeats
+            lambda: cv2.imencode('.jpg', cv2.cvtColor(resized, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]),
+            repeats,
         ),
         'imencode q90 of a reversed-channel view (alternative, was first version)': time_median(
             lambda: cv2.imencode('.jpg', resized[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90]), repeats
         ),
         'cv2.cvtColor + imencode JPEG q80 (alternative)': time_median(
-            lambda: cv2.imencode('.jpg', cv2.cvtColor(resized, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80]), repeats
+            lambda: cv2.imencode('.jpg', cv2.cvtColor(resized, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80]),
+            repeats,
         ),
         'base64 encode + data URL': time_median(
             lambda: 'data:image/jpeg;base64,' + base64.b64encode(jpeg).decode('ascii'), repeats
         ),
         'build_request (body only, image prepared)': time_median(
-            lambda: build_request(Task.POINTING, 'the mug', [prepared], False, ModelFamily.ROBOBRAIN_2_0, model='rb', budget=budget),
+            lambda: build_request(Task.POINTING, 'the mug', [prepared], False, ModelFamily.ROBOBRAIN_2_0, model='rb',
+                                  budget=budget),
             repeats,
             100,
         ),
@@ -169,7 +173,8 @@ def machine() -> dict:
 
 def render_markdown(report: dict) -> str:
     parse_rows = '\n'.join(
-        f'| {name} | {r["median_us"]:.1f} | {r["p10_us"]:.1f} | {r["p90_us"]:.1f} |' for name, r in report['parse'].items()
+        f'| {name} | {r["median_us"]:.1f} | {r["p10_us"]:.1f} | {r["p90_us"]:.1f} |'
+        for name, r in report['parse'].items()
     )
     worst_parse = max(r['median_us'] for r in report['parse'].values())
     sections = []
@@ -180,8 +185,10 @@ def render_markdown(report: dict) -> str:
         )
         sections.append(
             f'### {label}\n\n'
-            f'{build["frame_size"][0]}x{build["frame_size"][1]} frame sent at {build["sent_size"][0]}x{build["sent_size"][1]} '
-            f'(max_pixels {build["budget_max_pixels"]}); JPEG {build["jpeg_bytes"]} bytes, data URL {build["data_url_chars"]} chars.\n\n'
+            f'{build["frame_size"][0]}x{build["frame_size"][1]} frame sent at '
+            f'{build["sent_size"][0]}x{build["sent_size"][1]} '
+            f'(max_pixels {build["budget_max_pixels"]}); JPEG {build["jpeg_bytes"]} bytes, '
+            f'data URL {build["data_url_chars"]} chars.\n\n'
             f'| step | median ms | p10 ms | p90 ms |\n|---|---|---|---|\n{rows}\n'
         )
     main_build = report['build']['1280x720, default budget']['steps']
@@ -201,8 +208,10 @@ numpy {m['numpy']}, OpenCV {m['opencv']}. Frame: the published `pointing.jpg` de
 
 | what | median | target | met |
 |---|---|---|---|
-| parse_completion (slowest case below) | {worst_parse:.1f} us | < {PARSE_TARGET_US:.0f} us | {'yes' if worst_parse < PARSE_TARGET_US else 'NO'} |
-| build a request from a 1280x720 frame | {total:.2f} ms | < {BUILD_TARGET_MS:.0f} ms | {'yes' if total < BUILD_TARGET_MS else 'NO'} |
+| parse_completion (slowest case below) | {worst_parse:.1f} us | < {PARSE_TARGET_US:.0f} us | \
+{'yes' if worst_parse < PARSE_TARGET_US else 'NO'} |
+| build a request from a 1280x720 frame | {total:.2f} ms | < {BUILD_TARGET_MS:.0f} ms | \
+{'yes' if total < BUILD_TARGET_MS else 'NO'} |
 
 What dominates building: the JPEG encode ({encode:.2f} ms of {total:.2f} ms), then the resize ({resize:.2f} ms) and
 base64 ({b64:.2f} ms); computing the size and assembling the body are microseconds. Parsing time grows with the
@@ -243,7 +252,9 @@ def main() -> None:
             '1280x720, default budget': bench_build(frame, ImageBudget(), repeats),
             '1280x720, max_pixels 401408 (downsized)': bench_build(frame, ImageBudget(max_pixels=401408), repeats),
             '1920x1080, default budget': bench_build(
-                np.ascontiguousarray(cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC)), ImageBudget(), repeats
+                np.ascontiguousarray(cv2.resize(frame, (1920, 1080), interpolation=cv2.INTER_CUBIC)),
+                ImageBudget(),
+                repeats,
             ),
         },
     }

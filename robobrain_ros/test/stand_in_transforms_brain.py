@@ -8,7 +8,8 @@ which frames and which time the node asked for. A frame it does not know fails a
 with tf2's text.
 
     ROBOBRAIN_STAND_IN_TRANSFORMS='{"transforms": {"base_link<-cam": {"translation": [x, y, z],
-        "rotation": [qx, qy, qz, qw]}}, "record": "/tmp/lookups.jsonl"}' python stand_in_transforms_brain.py --ros-args ...
+        "rotation": [qx, qy, qz, qw]}},
+        "record": "/tmp/lookups.jsonl"}' python stand_in_transforms_brain.py --ros-args ...
 """
 
 from __future__ import annotations

@@ -213,12 +213,12 @@ def test_node_sends_the_key_from_its_environment_and_shows_it_nowhere(start_brai
     from rcl_interfaces.msg import Parameter, ParameterEvent, ParameterType, ParameterValue
     from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters
     from std_msgs.msg import Header
+    from test_node_lifecycle import call
 
     from robobrain_interfaces.msg import QueryStatus
     from robobrain_ros.node.image_conversion import rgb_to_image_msg
     from robobrain_ros.testing.brain_process import wait_until
     from robobrain_ros.testing.ros_fixtures import test_image
-    from test_node_lifecycle import call
 
     with pytest.raises(urllib.error.HTTPError) as refused:   # the server really wants the key
         urllib.request.urlopen(keyed_server.base_url + '/models', timeout=10)

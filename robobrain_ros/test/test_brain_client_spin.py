@@ -12,11 +12,11 @@ import threading
 
 import pytest
 from rclpy.action import ActionClient
-from robobrain_ros.brain_client import BrainClient
-from robobrain_ros.testing.brain_process import wait_until
 from std_msgs.msg import String
 
 from robobrain_interfaces.action import Point
+from robobrain_ros.brain_client import BrainClient
+from robobrain_ros.testing.brain_process import wait_until
 
 
 @pytest.fixture

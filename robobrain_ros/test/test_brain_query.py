@@ -23,6 +23,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from test_node_lifecycle import call, transition
 
 from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.brain_client import CANCEL_WAIT, BrainClient, image_goal_fields
@@ -30,7 +31,6 @@ from robobrain_ros.node.image_conversion import image_to_rgb
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.brain_query_process import read_stderr_until, start_brain_query
 from robobrain_ros.testing.ros_fixtures import test_image
-from test_node_lifecycle import call, transition
 
 NAME = 'bq_brain'
 

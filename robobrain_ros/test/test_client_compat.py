@@ -16,8 +16,15 @@ import types
 import aiohttp
 import pytest
 
-from robobrain_ros.client import (ChatClient, ClientConfig, ServerError, ServerUnreachable, StreamStalled,
-                                  fetch_server_info, choose_constraint)
+from robobrain_ros.client import (
+    ChatClient,
+    ClientConfig,
+    ServerError,
+    ServerUnreachable,
+    StreamStalled,
+    choose_constraint,
+    fetch_server_info,
+)
 from robobrain_ros.client import generation as generation_module
 from robobrain_ros.client.chat_client import aiohttp_version_problem
 from robobrain_ros.client.generation import GenerationRunner

@@ -15,12 +15,28 @@ import json
 
 import pytest
 
-from robobrain_ros.client import (ChatClient, ClientConfig, check_constraint, check_vision, choose_constraint,
-                                  fetch_server_info, measure_image_limit)
+from robobrain_ros.client import (
+    ChatClient,
+    ClientConfig,
+    check_constraint,
+    check_vision,
+    choose_constraint,
+    fetch_server_info,
+    measure_image_limit,
+)
 from robobrain_ros.client.self_checks import PROBE_CENTER, PROBE_RADIUS, PROBE_SIZE, vision_probe_image
 from robobrain_ros.client.server_info import STRUCTURED_OUTPUTS_SINCE, ServerInfo, version_tuple
-from robobrain_ros.protocol import (ConstraintDialect, ImageBudget, ModelFamily, ModelSize, ModelSpec, Task,
-                                    build_request, parse_completion, prepare_image)
+from robobrain_ros.protocol import (
+    ConstraintDialect,
+    ImageBudget,
+    ModelFamily,
+    ModelSize,
+    ModelSpec,
+    Task,
+    build_request,
+    parse_completion,
+    prepare_image,
+)
 from robobrain_ros.testing.legacy_vllm import EMULATED_VERSION, LegacyVllmProxy, translate_body
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer

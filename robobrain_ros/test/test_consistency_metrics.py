@@ -6,13 +6,32 @@ import math
 import numpy as np
 import pytest
 
-from robobrain_ros.consistency.baseline import (Baseline, BaselineError, calibrated_gate, check_same_reference,
-                                                load_baseline)
+from robobrain_ros.consistency.baseline import (
+    Baseline,
+    BaselineError,
+    calibrated_gate,
+    check_same_reference,
+    load_baseline,
+)
 from robobrain_ros.consistency.cli import EXIT_ERROR, main
-from robobrain_ros.consistency.metrics import (PositionLogprobs, box_iou, compare_logprobs, discrete_frechet,
-                                               fraction_in_box, fraction_in_mask, mean_nearest_distance)
-from robobrain_ros.consistency.report import (FAIL, INCONCLUSIVE, PASS, GateThresholds, SampleResult, build_report,
-                                              markdown_table)
+from robobrain_ros.consistency.metrics import (
+    PositionLogprobs,
+    box_iou,
+    compare_logprobs,
+    discrete_frechet,
+    fraction_in_box,
+    fraction_in_mask,
+    mean_nearest_distance,
+)
+from robobrain_ros.consistency.report import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    GateThresholds,
+    SampleResult,
+    build_report,
+    markdown_table,
+)
 from robobrain_ros.consistency.samples import GroundTruth, Sample
 from robobrain_ros.consistency.scoring import Tolerances, compare_answers, task_scores
 from robobrain_ros.protocol import Answer, PixelBox, PixelPoint, Task
@@ -111,7 +130,8 @@ def test_task_scores_against_ground_truth():
     tol = Tolerances()
     size = (640, 480)
     pointing = _sample(Task.POINTING, box=(0, 0, 10, 10))
-    assert task_scores(pointing, _answer(Task.POINTING, [(5, 5), (50, 50)]), size, tol) == {'points in target (%)': 50.0}
+    assert (task_scores(pointing, _answer(Task.POINTING, [(5, 5), (50, 50)]), size, tol)
+            == {'points in target (%)': 50.0})
     grounding = _sample(Task.GROUNDING, box=(0, 0, 10, 10))
     assert task_scores(grounding, _answer(Task.GROUNDING, box=(0, 0, 10, 18)), size, tol) == {'IoU >= 0.5 (%)': 100.0}
     assert task_scores(grounding, _answer(Task.GROUNDING), size, tol) == {'IoU >= 0.5 (%)': 0.0}

@@ -23,7 +23,8 @@ def status(snapshot: ServerSnapshot) -> DiagnosticStatus:
 def test_server_states_and_their_levels():
     assert (status(ServerSnapshot()).level, status(ServerSnapshot()).message) == (DiagnosticStatus.WARN,
                                                                                   'not checked yet')
-    down = status(ServerSnapshot(health=[ServerHealth(URL, reachable=False, healthy=False, error='connection refused')]))
+    down = status(ServerSnapshot(health=[ServerHealth(URL, reachable=False, healthy=False,
+                                                      error='connection refused')]))
     assert down.level == DiagnosticStatus.ERROR and down.message == 'server unreachable: connection refused'
     up = [ServerHealth(URL, reachable=True, healthy=True, models=['m'])]
     negotiating = status(ServerSnapshot(health=up))

@@ -12,9 +12,9 @@ from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from robobrain_ros.node.draining_action_server import DrainingActionServer
 
 from robobrain_interfaces.action import Point
+from robobrain_ros.node.draining_action_server import DrainingActionServer
 
 GOALS = 8
 

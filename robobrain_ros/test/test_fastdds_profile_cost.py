@@ -1,4 +1,5 @@
-"""What config/fastdds_large_frames.xml costs each process that loads it, measured, is what its comment and the README say.
+"""What config/fastdds_large_frames.xml costs each process that loads it, measured, is what its comment and the
+README say.
 
 Issue 21: the file said its 256 MiB segment was virtual, only frames in flight taking memory; Fast DDS in fact
 zero-fills the whole segment when the participant starts, so every process that loads the profile holds it all

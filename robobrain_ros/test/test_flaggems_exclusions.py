@@ -3,8 +3,14 @@
 import pytest
 
 from robobrain_ros.serve.flaggems_exclusions import (
-    EXCLUSION_TABLE, PLATFORMS, ExclusionSpecError, cuda_platform, default_exclusions, describe,
-    resolve_exclusions)
+    EXCLUSION_TABLE,
+    PLATFORMS,
+    ExclusionSpecError,
+    cuda_platform,
+    default_exclusions,
+    describe,
+    resolve_exclusions,
+)
 
 
 def test_every_platform_has_a_row_with_reasons_and_sources():

@@ -3,7 +3,8 @@
 Fast DDS's defaults send a 25 MB frame as UDP fragments and lose nearly all of them (docs/BENCHMARKS.md,
 "Camera frames"); scripts/env.sh applies config/fastdds_large_frames.xml (shared memory sized for 4K). Both
 processes get exactly the environment env.sh makes (a profile already set by the caller removed first), the
-receiver subscribes the way the node does (sensor-data QoS) and compares every pixel. Functional, not timed: the receiver waits up to a generous limit for its first frame.
+receiver subscribes the way the node does (sensor-data QoS) and compares every pixel. Functional, not timed: the
+receiver waits up to a generous limit for its first frame.
 """
 
 import json

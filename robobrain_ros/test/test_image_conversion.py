@@ -8,9 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from robobrain_ros.node.image_conversion import (MAX_COMPRESSED_PIXELS, ImageConversionError,
-                                                 compressed_image_size, compressed_to_rgb, depth_to_array,
-                                                 image_to_rgb)
+from robobrain_ros.node.image_conversion import (
+    MAX_COMPRESSED_PIXELS,
+    ImageConversionError,
+    compressed_image_size,
+    compressed_to_rgb,
+    depth_to_array,
+    image_to_rgb,
+)
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 3
 

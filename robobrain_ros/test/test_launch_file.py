@@ -252,7 +252,8 @@ def test_rviz_config_displays_have_a_class_and_the_node_topics():
     # The node's names for its (one, topics.*) camera.
     from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera, CameraTopics
     camera = Camera(DEFAULT_CAMERA, CameraTopics('image', '', 'camera_info', 'depth'))
-    assert (camera.output_topic('markers'), camera.output_topic('annotated_image')) == ('~/markers', '~/annotated_image')
+    assert (camera.output_topic('markers'), camera.output_topic('annotated_image')) == ('~/markers',
+                                                                                         '~/annotated_image')
 
 
 # ---------------------------------------------------------------- the launch file run with stand-in launch classes

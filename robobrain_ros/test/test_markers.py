@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from robobrain_ros.node.markers import answer_markers
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from robobrain_interfaces.msg import BoxAnswer, LiftedPoint, PlanAnswer, PointsAnswer
+from robobrain_ros.node.markers import answer_markers
 
 
 def points_answer(*valid: bool) -> PointsAnswer:

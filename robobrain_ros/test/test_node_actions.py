@@ -19,16 +19,16 @@ import pytest
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient
+from std_msgs.msg import Header
+
+from robobrain_interfaces.action import Point
+from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.brain_client import wait_until_answering
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
 from robobrain_ros.testing.ros_fixtures import test_image
-from std_msgs.msg import Header
-
-from robobrain_interfaces.action import Point
-from robobrain_interfaces.msg import QueryStatus
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NUMBER = r'(-?\d+(?:\.\d+)?)'
@@ -236,7 +236,8 @@ def test_bad_goals_abort_with_reasons(brain):
     assert empty.status == ABORTED and empty.answer.info.status.code == QueryStatus.BAD_GOAL
     assert 'empty' in empty.answer.info.status.message
     thinking = brain.query('point', 'the cup', image=goal_image(), thinking=7)
-    assert thinking.answer.info.status.code == QueryStatus.BAD_GOAL and 'thinking' in thinking.answer.info.status.message
+    assert (thinking.answer.info.status.code == QueryStatus.BAD_GOAL
+            and 'thinking' in thinking.answer.info.status.message)
     negative = brain.query('point', 'the cup', image=goal_image(), timeout=-1.0)
     assert negative.answer.info.status.code == QueryStatus.BAD_GOAL and 'timeout' in negative.answer.info.status.message
     broken = goal_image()

@@ -16,16 +16,16 @@ import cv2
 import pytest
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 from robobrain_interfaces.action import Point
 from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.node.image_conversion import rgb_to_image_msg
+from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
+from robobrain_ros.testing.ros_fixtures import test_image
+from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 CONSTRAINT_FIELDS = ('structured_outputs', 'guided_regex', 'guided_json', 'guided_choice')

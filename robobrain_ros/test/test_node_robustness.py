@@ -25,15 +25,15 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.action import ActionClient
+from std_msgs.msg import Header
+
+from robobrain_interfaces.action import Point
+from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.brain_client import BrainClient
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.testing.brain_process import BrainProcess, wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
-from std_msgs.msg import Header
-
-from robobrain_interfaces.action import Point
-from robobrain_interfaces.msg import QueryStatus
 
 ABORTED = GoalStatus.STATUS_ABORTED
 STOP_TIMEOUT = 10.0     # [s] SIGINT -> exit

@@ -55,7 +55,8 @@ def test_box_is_a_rectangle(image):
 
 
 def test_trajectory_is_a_polyline_with_numbered_points(image):
-    answer = Answer(Task.TRAJECTORY, raw='', points=[PixelPoint(50.0, 100.0), PixelPoint(150.0, 200.0), PixelPoint(250.0, 100.0)])
+    answer = Answer(Task.TRAJECTORY, raw='',
+                    points=[PixelPoint(50.0, 100.0), PixelPoint(150.0, 200.0), PixelPoint(250.0, 100.0)])
     out = draw_annotations(image, answer, 'trajectory: reach')
     for x, y in [(50, 100), (150, 200), (250, 100)]:
         assert _colour(out, x, y) == TRAJECTORY_POINT_COLOUR
@@ -95,7 +96,8 @@ def test_input_is_untouched_and_output_deterministic(image):
     assert np.array_equal(first, second)
 
 
-@pytest.mark.parametrize('bad', [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((0, 10, 3), np.uint8)])
+@pytest.mark.parametrize('bad', [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32),
+                                 np.zeros((0, 10, 3), np.uint8)])
 def test_rejects_non_rgb_input(bad):
     with pytest.raises(ValueError):
         draw_annotations(bad, Answer(Task.GENERAL, raw=''), 't')
@@ -103,6 +105,7 @@ def test_rejects_non_rgb_input(bad):
 
 def test_a_long_title_is_shortened_with_a_logarithmic_number_of_measurements(monkeypatch):
     import cv2
+
     from robobrain_ros.protocol import annotate as annotate_module
     calls = []
     real = cv2.getTextSize
@@ -120,6 +123,7 @@ def test_a_long_title_is_shortened_with_a_logarithmic_number_of_measurements(mon
 
 def test_the_shortened_title_is_the_longest_prefix_that_fits():
     import cv2
+
     from robobrain_ros.protocol.annotate import _FONT, _fit_text
     text, scale, width = 'point at the red handle of the mug on the left', 0.5, 150
 

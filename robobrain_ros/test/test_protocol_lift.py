@@ -108,7 +108,8 @@ def test_no_valid_depth_is_invalid():
 
 @pytest.mark.parametrize(
     'point',
-    [PixelPoint(-0.1, 2.0), PixelPoint(8.01, 2.0), PixelPoint(2.0, 6.5), PixelPoint(math.nan, 1.0), PixelPoint(1.0, math.inf)],
+    [PixelPoint(-0.1, 2.0), PixelPoint(8.01, 2.0), PixelPoint(2.0, 6.5), PixelPoint(math.nan, 1.0),
+     PixelPoint(1.0, math.inf)],
 )
 def test_out_of_image_points_are_invalid(point):
     depth = np.full((HEIGHT, WIDTH), 1000, np.uint16)
@@ -144,7 +145,8 @@ def test_depth_of_twice_the_resolution_is_sampled_under_the_point():
     assert (lifted.x, lifted.y) == pytest.approx(((6.4 - 4) * 3 / 100, (4.4 - 3) * 3 / 50))
 
 
-@pytest.mark.parametrize(('kwargs', 'message'), [({'depth_unit': 0.0}, 'depth_unit'), ({'depth_unit': 0.001, 'window': 0}, 'window')])
+@pytest.mark.parametrize(('kwargs', 'message'),
+                         [({'depth_unit': 0.0}, 'depth_unit'), ({'depth_unit': 0.001, 'window': 0}, 'window')])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         lift([_centre(0, 0)], np.zeros((HEIGHT, WIDTH), np.uint16), CAMERA, **kwargs)

@@ -8,8 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robobrain_ros.protocol import (ModelFamily, ModelSize, ModelSpec, PixelBox, PixelPoint, PlanStep, Task,
-                                    parse_completion)
+from robobrain_ros.protocol import (
+    ModelFamily,
+    ModelSize,
+    ModelSpec,
+    PixelBox,
+    PixelPoint,
+    PlanStep,
+    Task,
+    parse_completion,
+)
 
 R20, R25 = ModelFamily.ROBOBRAIN_2_0, ModelFamily.ROBOBRAIN_2_5
 DEMO_DIR = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data' / 'robobrain2_demo'
@@ -19,12 +27,14 @@ STILL_THINKING = 'the model was still thinking when generation stopped (no </thi
 def _published_cases() -> list[dict]:
     vectors = DEMO_DIR / 'vectors.json'
     if not vectors.is_file():
-        pytest.fail(f'published RoboBrain 2.0 test vectors missing: expected {vectors.resolve()} (shared/ next to the repo)')
+        pytest.fail(f'published RoboBrain 2.0 test vectors missing: expected {vectors.resolve()} '
+                    '(shared/ next to the repo)')
     return json.loads(vectors.read_text())['cases']
 
 
 EXPECTED = {
-    'pointing': [(376, 309), (332, 357), (384, 335), (343, 296), (348, 327), (328, 346), (371, 322), (392, 303), (380, 324), (337, 295)],
+    'pointing': [(376, 309), (332, 357), (384, 335), (343, 296), (348, 327), (328, 346), (371, 322), (392, 303),
+                 (380, 324), (337, 295)],
     'trajectory': [(137, 116), (169, 94), (208, 84), (228, 80)],
     'affordance': (577, 224, 638, 310),
 }
@@ -154,7 +164,8 @@ def test_robobrain_2_5_relative_coordinates_and_depth():
     trajectory = parse_completion(
         Task.TRAJECTORY, '[(0, 1000, 0.52), (250, 500, 0.481), (1100, 500)]', None, (0, 0), (640, 480), R25
     )
-    assert trajectory.points == [PixelPoint(0.0, 480.0), PixelPoint(160.0, 240.0), PixelPoint(640.0, 240.0, clipped=True)]
+    assert trajectory.points == [PixelPoint(0.0, 480.0), PixelPoint(160.0, 240.0),
+                                 PixelPoint(640.0, 240.0, clipped=True)]
     assert trajectory.depths[:2] == [0.52, 0.481] and math.isnan(trajectory.depths[2])
     box = parse_completion(Task.GROUNDING, '[100, 100, 500, 500]', None, (1, 1), (1000, 2000), R25)
     assert box.box == PixelBox(100.0, 200.0, 500.0, 1000.0)
@@ -165,7 +176,8 @@ def test_robobrain_2_0_trajectory_ignores_a_third_number_as_depth():
     assert answer.points == [PixelPoint(1.0, 2.0)] and answer.depths == []
 
 
-@pytest.mark.parametrize(('task', 'what'), [(Task.POINTING, 'points'), (Task.TRAJECTORY, 'points'), (Task.AFFORDANCE, 'box'), (Task.GROUNDING, 'box')])
+@pytest.mark.parametrize(('task', 'what'), [(Task.POINTING, 'points'), (Task.TRAJECTORY, 'points'),
+                                            (Task.AFFORDANCE, 'box'), (Task.GROUNDING, 'box')])
 def test_missing_structure_is_an_error_quoting_the_answer(task, what):
     answer = parse_completion(task, 'I cannot see any mug on the table', None, (640, 480), (640, 480), R20)
     assert not answer.ok

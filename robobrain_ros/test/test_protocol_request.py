@@ -39,7 +39,8 @@ def frame():
 
 def _documented_prompts() -> dict[str, str]:
     if not ROBOBRAIN_MD.is_file():
-        pytest.fail(f'the model contract is missing: expected {ROBOBRAIN_MD.resolve()} (shared/ROBOBRAIN.md next to the repo)')
+        pytest.fail(f'the model contract is missing: expected {ROBOBRAIN_MD.resolve()} '
+                    '(shared/ROBOBRAIN.md next to the repo)')
     text = ROBOBRAIN_MD.read_text()
     section = text[text.index('## Tasks and their prompts'):]
     section = section[:section.index('\n## ', 3)]
@@ -63,7 +64,8 @@ def test_robobrain_2_5_prompts():
         'i.e. [(x, y)], where the tuple contains the x and y coordinates of a point satisfying the conditions above.'
     )
     assert render_prompt(Task.TRAJECTORY, R25, 'reach for the banana').startswith(
-        'Please predict 3D end-effector-centric waypoints to complete the task successfully. The task is "reach for the banana".'
+        'Please predict 3D end-effector-centric waypoints to complete the task successfully. '
+        'The task is "reach for the banana".'
     )
     assert (R25, Task.AFFORDANCE) not in PROMPT_TEMPLATES
 

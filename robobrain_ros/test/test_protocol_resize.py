@@ -169,7 +169,8 @@ def test_downsized_round_trip_maps_back_within_one_pixel(size, centre, max_pixel
     sent = _decode(prepared.data_url)
     x_sent, y_sent = _centroid(sent[:, :, 0])
     completion = f'[({x_sent:.3f}, {y_sent:.3f})]</answer>'
-    answer = parse_completion(Task.POINTING, completion, False, prepared.sent_size, prepared.original_size, ModelFamily.ROBOBRAIN_2_0)
+    answer = parse_completion(Task.POINTING, completion, False, prepared.sent_size, prepared.original_size,
+                              ModelFamily.ROBOBRAIN_2_0)
     assert answer.ok, answer.error
     x_true, y_true = _centroid(rgb[:, :, 0])
     (point,) = answer.points

@@ -14,8 +14,17 @@ import numpy as np
 import pytest
 
 from robobrain_ros.client import ChatClient, ClientConfig
-from robobrain_ros.protocol import (ConstraintDialect, ImageBudget, ModelFamily, ModelSize, ModelSpec, Task,
-                                    build_request, parse_completion, prepare_image)
+from robobrain_ros.protocol import (
+    ConstraintDialect,
+    ImageBudget,
+    ModelFamily,
+    ModelSize,
+    ModelSpec,
+    Task,
+    build_request,
+    parse_completion,
+    prepare_image,
+)
 from robobrain_ros.testing.ros_fixtures import test_image
 
 R20 = ModelFamily.ROBOBRAIN_2_0

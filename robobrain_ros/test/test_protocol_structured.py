@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from robobrain_ros.protocol import (ConstraintDialect, ModelFamily, ModelSize, ModelSpec, Task, completion_pattern,
-                                    constraint_fields)
+from robobrain_ros.protocol import (
+    ConstraintDialect,
+    ModelFamily,
+    ModelSize,
+    ModelSpec,
+    Task,
+    completion_pattern,
+    constraint_fields,
+)
 from robobrain_ros.protocol.structured_outputs import int_range_pattern
 
 R20, R25 = ModelFamily.ROBOBRAIN_2_0, ModelFamily.ROBOBRAIN_2_5
@@ -26,7 +33,9 @@ ALL_COMBINATIONS = [
 
 # Native answers (bare, no tags) that must be accepted, and wrong formats that must not.
 ACCEPT = {
-    (R20, Task.POINTING): ['[]', '[(376, 309)]', '[(376, 309), (332, 357), (384, 335), (343, 296), (348, 327), (328, 346), (371, 322), (392, 303), (380, 324), (337, 295)]'],
+    (R20, Task.POINTING): ['[]', '[(376, 309)]',
+                           '[(376, 309), (332, 357), (384, 335), (343, 296), (348, 327), (328, 346), (371, 322), '
+                           '(392, 303), (380, 324), (337, 295)]'],
     (R20, Task.TRAJECTORY): ['[]', '[(137, 116), (169, 94), (208, 84), (228, 80)]', '[[137, 116], [169, 94]]'],
     (R20, Task.AFFORDANCE): ['[]', '[577, 224, 638, 310]'],
     (R20, Task.GROUNDING): ['[]', '[0, 0, 1288, 728]'],
@@ -39,8 +48,9 @@ ACCEPT = {
     (R25, Task.GENERAL): ['Two mugs.'],
 }
 REJECT = {
-    (R20, Task.POINTING): ['', '[ ]', '[()]', '[(376, 309),]', '[(376,309)]', '(376, 309)', '[(3760, 30900)]', '[(-1, 2)]',
-                           '[(1.5, 2)]', '[577, 224, 638, 310]', 'The point is [(1, 2)]', '[' + ', '.join(['(1, 2)'] * 11) + ']'],
+    (R20, Task.POINTING): ['', '[ ]', '[()]', '[(376, 309),]', '[(376,309)]', '(376, 309)', '[(3760, 30900)]',
+                           '[(-1, 2)]', '[(1.5, 2)]', '[577, 224, 638, 310]', 'The point is [(1, 2)]',
+                           '[' + ', '.join(['(1, 2)'] * 11) + ']'],
     (R20, Task.TRAJECTORY): ['[(1, 2), [3, 4]]', '[(1, 2, 3)]', '[' + ', '.join(['(1, 2)'] * 11) + ']'],
     (R20, Task.AFFORDANCE): ['[[]]', '[577, 224, 638]', '[(577, 224), (638, 310)]', '[577, 224, 638, 310, 1]'],
     (R20, Task.GROUNDING): ['[1, 2, 3, 4] ', 'box: [1, 2, 3, 4]'],

@@ -23,7 +23,6 @@ from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
-
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 STALL = 2.0            # [s] the brain's server.stall_timeout here
 NS = '/rel_faults'

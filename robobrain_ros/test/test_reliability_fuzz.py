@@ -25,8 +25,15 @@ from robobrain_ros.client.generation import Generation
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.markers import answer_markers
 from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryRequest
-from robobrain_ros.protocol import (CameraModel, ModelFamily, PixelPoint, Task, draw_annotations, lift_points,
-                                    parse_completion)
+from robobrain_ros.protocol import (
+    CameraModel,
+    ModelFamily,
+    PixelPoint,
+    Task,
+    draw_annotations,
+    lift_points,
+    parse_completion,
+)
 
 _NUMBERS = st.one_of(st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
                      st.sampled_from(['0', '-0', '1e308', '.5', '1000', '999999999999999999999']))
@@ -87,7 +94,8 @@ class _Response:
         self.content = _Content(lines)
 
 
-_JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8)),
+_JSON = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                               st.text(max_size=8)),
                      lambda children: st.one_of(st.lists(children, max_size=3),
                                                 st.dictionaries(st.sampled_from(
                                                     ['choices', 'delta', 'content', 'finish_reason', 'usage',

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from action_msgs.msg import GoalStatus
+from reliability_support import process_figures
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import QueryStatus
@@ -23,8 +23,6 @@ from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
-
-from reliability_support import process_figures
 
 SUCCEEDED, ABORTED, CANCELED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED
 TERMINAL = (SUCCEEDED, ABORTED, CANCELED)

@@ -24,6 +24,7 @@ from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
+from reliability_support import process_figures
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import QueryStatus
@@ -32,8 +33,6 @@ from robobrain_ros.serve.supervisor import free_port
 from robobrain_ros.testing.brain_process import wait_until
 from robobrain_ros.testing.ros_fixtures import test_image
 from robobrain_ros.testing.vllm_fixture import ServerSetupError, start_tiny_server
-
-from reliability_support import process_figures
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NAME = 'rb_server_faults'

@@ -6,11 +6,10 @@ from __future__ import annotations
 import socket
 
 import pytest
+from replay_support import replay_params
 
 from robobrain_ros.replay import exit_codes, sample
 from robobrain_ros.replay.cli import main
-
-from replay_support import replay_params
 
 
 @pytest.fixture(scope='module')

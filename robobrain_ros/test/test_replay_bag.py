@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from replay_support import corrupt_chunk, write_bag_with_unknown_depth_type
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from robobrain_ros.replay import sample
@@ -19,8 +20,6 @@ from robobrain_ros.replay.cli import main
 from robobrain_ros.replay.convert import Converter, message_class
 from robobrain_ros.replay.definitions import installed_typestore
 from robobrain_ros.replay.output_bag import OutputBag
-
-from replay_support import corrupt_chunk, write_bag_with_unknown_depth_type
 
 
 @pytest.fixture(scope='module')

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from robobrain_ros.replay.bag import BagInfo, BagTopic
-from robobrain_ros.replay.goals import (GoalsError, GoalSpec, in_send_order, load_goals, parse_goals, past_the_end,
-                                        unknown_cameras)
+from robobrain_ros.replay.goals import (
+    GoalsError,
+    GoalSpec,
+    in_send_order,
+    load_goals,
+    parse_goals,
+    past_the_end,
+    unknown_cameras,
+)
 from robobrain_ros.replay.params import ParamsError, flatten, load_params_file, resolve_topic, split_full_name
 from robobrain_ros.replay.schedule import ReplayClock, timeline
 from robobrain_ros.replay.topics import CameraInputs, plan_topics
@@ -134,7 +141,8 @@ def test_a_full_name_splits_into_namespace_and_name():
 # ---------------------------------------------------------------------- which topics are replayed
 
 def bag_info(**topics: str) -> BagInfo:
-    return BagInfo(Path('bag'), 'mcap', 0, 10, 3, {name: BagTopic(name, kind, 1, True) for name, kind in topics.items()})
+    return BagInfo(Path('bag'), 'mcap', 0, 10, 3,
+                   {name: BagTopic(name, kind, 1, True) for name, kind in topics.items()})
 
 
 CAMERA = CameraInputs('default', '/cam/image', '/cam/image/compressed', '/cam/info', '/cam/depth')

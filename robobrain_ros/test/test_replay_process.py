@@ -14,13 +14,27 @@ import time
 
 import cv2
 import pytest
+from replay_support import (
+    BOX,
+    GROUND_BOX,
+    PLAN,
+    POINTS,
+    TEXT,
+    WAYPOINTS,
+    bag_with_a_late_camera,
+    corrupt_chunk,
+    explain,
+    lifted,
+    read_bag,
+    replay_params,
+    results,
+    run_brain_replay,
+    scripted_sample_server,
+    write_bag_with_unknown_depth_type,
+)
 
 from robobrain_ros.replay import sample
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
-
-from replay_support import (BOX, GROUND_BOX, PLAN, POINTS, TEXT, WAYPOINTS, bag_with_a_late_camera, corrupt_chunk,
-                            explain, lifted, read_bag, replay_params, results, run_brain_replay,
-                            scripted_sample_server, write_bag_with_unknown_depth_type)
 
 START, END = sample.START_NS, sample.START_NS + 2_901_000_000
 ACTIONS = ['point', 'affordance', 'trajectory', 'ground', 'plan', 'ask']

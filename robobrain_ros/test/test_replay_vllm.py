@@ -3,9 +3,9 @@ scene. Its answers are well-formed but meaningless, so this checks statuses, top
 
 from __future__ import annotations
 
-from robobrain_ros.replay import sample
-
 from replay_support import explain, read_bag, replay_params, results, run_brain_replay
+
+from robobrain_ros.replay import sample
 
 
 def test_a_short_replay_against_the_vllm_server(vllm_server, tmp_path):

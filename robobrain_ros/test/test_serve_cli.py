@@ -13,10 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from test_serve_command import SEED_32B_YAML
 
 from robobrain_ros.serve.supervisor import server_cpus
 from robobrain_ros.testing import vllm_fixture
-from test_serve_command import SEED_32B_YAML
 
 PKG_PARENT = Path(vllm_fixture.__file__).resolve().parents[2]
 CONFIG_DIR = PKG_PARENT / 'config' / 'serve'
@@ -32,8 +32,8 @@ def vllm_python():
 def cli_env(**extra):
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(PKG_PARENT), env.get('PYTHONPATH')) if p)
-    for k in ('USE_FLAGGEMS', 'VLLM_PLUGINS', 'ROBOBRAIN_PLUGIN_PROBE', 'ROBOBRAIN_API_KEY', 'ROBOBRAIN_FLAGGEMS_EXCLUDE',
-              'ROBOBRAIN_FLAGGEMS_PLATFORM'):
+    for k in ('USE_FLAGGEMS', 'VLLM_PLUGINS', 'ROBOBRAIN_PLUGIN_PROBE', 'ROBOBRAIN_API_KEY',
+              'ROBOBRAIN_FLAGGEMS_EXCLUDE', 'ROBOBRAIN_FLAGGEMS_PLATFORM'):
         env.pop(k, None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -185,8 +185,8 @@ def test_real_start_via_entry_point_with_plugin_probe_then_sigint(tmp_path):
     err = open(tmp_path / 'cli.stderr', 'w')
     proc = subprocess.Popen(
         [sys.executable, '-m', 'robobrain_ros.serve',
-         '--config', str(CONFIG_DIR / 'cpu_smoke.yaml'), '--python', py, '--model', str(model_dir), '--port', str(port), '--log-file', str(log),
-         '--ready-file', str(ready)],
+         '--config', str(CONFIG_DIR / 'cpu_smoke.yaml'), '--python', py, '--model', str(model_dir), '--port', str(port),
+         '--log-file', str(log), '--ready-file', str(ready)],
         env=cli_env(ROBOBRAIN_PLUGIN_PROBE=probe, ROBOBRAIN_API_KEY=key), stdout=subprocess.DEVNULL, stderr=err)
     seen = set()
     try:

@@ -61,7 +61,7 @@ def test_files_of_dead_owners_go_those_of_live_owners_stay(tmp_path):
     make(tmp_path, 'fastdds_port25400', 'fastdds_port25400_sl', 'sem.fastdds_port25400_mutex')   # shared, live
     make(tmp_path, 'fastrtps_00000000000000aa', 'fastrtps_00000000000000aa_el')    # Fast DDS 2 (Humble, Jazzy)
     others = ['psm_1234abcd', 'sem.mp-abc', 'fastdds_00000000000000bb', 'fast_datasharing_01.0f.aa.bb_0.0.1.2']
-    make(tmp_path, *others)   # other programs', a segment without a lock file, a data-sharing segment: not ours to judge
+    make(tmp_path, *others)  # other programs', a segment without a lock file, a data-sharing segment: not ours to judge
     holders = [hold_lock(tmp_path / f'{live_segment}_el'), hold_lock(tmp_path / 'fastdds_port25400_sl')]
     try:
         result = shm_cleanup.clean(str(tmp_path), min_age=0)

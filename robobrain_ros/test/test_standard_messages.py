@@ -6,8 +6,15 @@ import math
 
 import pytest
 
-from robobrain_interfaces.msg import (BoxAnswer, LiftedPoint, PixelBox, PlanAnswer, PointsAnswer, QueryInfo,
-                                      TrajectoryAnswer)
+from robobrain_interfaces.msg import (
+    BoxAnswer,
+    LiftedPoint,
+    PixelBox,
+    PlanAnswer,
+    PointsAnswer,
+    QueryInfo,
+    TrajectoryAnswer,
+)
 from robobrain_ros.node import parameters
 from robobrain_ros.node.camera import CameraTopics, camera_name_problem
 from robobrain_ros.node.standard_messages import DetectionBox, detection_box, pose_array

@@ -16,9 +16,10 @@ import pytest
 import rclpy
 import rclpy.task
 from rclpy.node import Node
+from std_msgs.msg import String
+
 from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
 from robobrain_ros.testing.brain_process import wait_until
-from std_msgs.msg import String
 
 
 class Errors(list):

@@ -46,18 +46,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / 'robobrain_ros'))
 
-import aiohttp
-import cv2
-from common import (
+# after the sys.path inserts above: scripts/gpu's common and the repository's package without installing it
+import aiohttp  # noqa: E402
+import cv2  # noqa: E402
+from common import (  # noqa: E402
     machine_facts,
     make_frame,
     stats_ms,
     write_json,
 )
 
-from robobrain_ros.bench.common import GPU_FORCED_TOKENS, INSTRUCTION
-from robobrain_ros.client.sse import DONE, Usage, stream_delta, stream_line
-from robobrain_ros.protocol import (
+from robobrain_ros.bench.common import GPU_FORCED_TOKENS, INSTRUCTION  # noqa: E402
+from robobrain_ros.client.sse import DONE, Usage, stream_delta, stream_line  # noqa: E402
+from robobrain_ros.protocol import (  # noqa: E402
     ConstraintDialect,
     ImageBudget,
     ModelFamily,
@@ -111,7 +112,8 @@ def metric_delta(before: dict, after: dict) -> dict:
         return after.get(k, 0.0) - before.get(k, 0.0)
     res = {}
     for short, base in (('ttft', 'vllm:time_to_first_token_seconds'), ('e2e', 'vllm:e2e_request_latency_seconds'),
-                        ('prefill', 'vllm:request_prefill_time_seconds'), ('decode', 'vllm:request_decode_time_seconds'),
+                        ('prefill', 'vllm:request_prefill_time_seconds'),
+                        ('decode', 'vllm:request_decode_time_seconds'),
                         ('queue', 'vllm:request_queue_time_seconds')):
         n = d(base + '_count')
         if n > 0:
@@ -217,7 +219,7 @@ def _watch(phase, info):
             print(f"GC_WATCH generation {info['generation']} {ms:.1f} ms collected {info['collected']}", file=sys.stderr,
                   flush=True)
 gc.callbacks.append(_watch)
-'''
+'''  # noqa: E501 - the generated sitecustomize's source, kept verbatim
 
 
 def write_gc_watch(log_dir: Path) -> Path:
@@ -232,10 +234,11 @@ class NodeRunner:
     def __init__(self, base_url: str, model: str, rgb, budget: int, image_mode: str, log_dir: Path,
                  max_concurrent: int, gc_watch: bool = False) -> None:
         import rclpy  # noqa: F401 - fail early when the ROS runtime is missing
+        from std_msgs.msg import Header
+
         from robobrain_ros.brain_client import BrainClient
         from robobrain_ros.node.image_conversion import rgb_to_image_msg
         from robobrain_ros.testing.brain_process import BrainProcess
-        from std_msgs.msg import Header
 
         self.image_mode = image_mode
         params = {
@@ -525,7 +528,8 @@ def main(argv=None) -> int:
     cmp = {}
     if 'raw' in result['modes'] and 'node' in result['modes']:
         r, n = result['modes']['raw'], result['modes']['node']
-        cmp['single_median_pct'] = round((n['single']['latency']['median_ms'] / r['single']['latency']['median_ms'] - 1) * 100, 2)
+        cmp['single_median_pct'] = round(
+            (n['single']['latency']['median_ms'] / r['single']['latency']['median_ms'] - 1) * 100, 2)
         for lvl in levels:
             cmp[f'wall_{lvl}_pct'] = round((n[str(lvl)]['wall_median_s'] / r[str(lvl)]['wall_median_s'] - 1) * 100, 2)
     result['node_vs_raw'] = cmp

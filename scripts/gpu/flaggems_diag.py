@@ -52,23 +52,35 @@ E, G = 1e-2, 2e-2
 CASES: dict[str, tuple[list[str], float, str]] = {
     # ---- contiguous: the first probe's cases (GEMMs of the ViT, merger and LLM, the profile run's 8192 rows)
     'linear_vit_qkv': (['addmm', 'mm'], G, 'make=lambda: (r(d(VIT),1280), r(3840,1280), r(3840)); run=F.linear'),
-    'linear_vit_mlp_down_K3420': (['addmm', 'mm'], G, 'make=lambda: (r(d(VIT),3420), r(1280,3420), r(1280)); run=F.linear'),
+    'linear_vit_mlp_down_K3420': (['addmm', 'mm'], G,
+                                  'make=lambda: (r(d(VIT),3420), r(1280,3420), r(1280)); run=F.linear'),
     'linear_merger_7b': (['addmm', 'mm'], G, 'make=lambda: (r(d(1196),5120), r(3584,5120), r(3584)); run=F.linear'),
-    'linear_llm_qkv_prefill': (['addmm', 'mm'], G, 'make=lambda: (r(d(LLM),3584), r(4608,3584), r(4608)); run=F.linear'),
+    'linear_llm_qkv_prefill': (['addmm', 'mm'], G,
+                               'make=lambda: (r(d(LLM),3584), r(4608,3584), r(4608)); run=F.linear'),
     'mm_llm_down': (['mm'], G, 'make=lambda: (r(d(LLM),18944), r(3584,18944)); run=F.linear'),
     'mm_lm_head_decode': (['mm'], G, 'make=lambda: (r(8,3584), r(d(152064),3584)); run=F.linear'),
     'mm_o_proj_M8192': (['mm'], G, 'make=lambda: (r(d(8192),3584), r(3584,3584)); run=F.linear'),
     'mm_32b_gate_up_M8192': (['mm'], G, 'make=lambda: (r(d(8192),5120), r(d(55296),5120)); run=F.linear'),
     'bmm_attn_scores': (['bmm'], G, 'make=lambda: (r(16,d(LLM),128), r(16,128,d(LLM))); run=torch.bmm'),
-    'conv3d_patch_embed': (['conv3d'], G, 'make=lambda: (r(d(VIT),3,2,14,14), r(1280,3,2,14,14)); run=lambda x,w: F.conv3d(x,w,stride=(2,14,14))'),
+    'conv3d_patch_embed': (['conv3d'], G,
+                           'make=lambda: (r(d(VIT),3,2,14,14), r(1280,3,2,14,14)); '
+                           'run=lambda x,w: F.conv3d(x,w,stride=(2,14,14))'),
     'rms_norm_pieces': (['to_copy', 'pow_tensor_scalar', 'mean_dim', 'rsqrt'], E,
-                        'make=lambda: (r(d(VIT),1280),); run=lambda x: torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True)+1e-6)'),
-    'embedding': (['embedding'], E, 'make=lambda: (torch.randint(0,d(151643),(d(LLM),),device=DEV), r(d(152064),3584)); run=F.embedding'),
-    'softmax_fp32': (['softmax'], E, 'make=lambda: (torch.randn(32,d(152064),device=DEV),); run=lambda x: torch.softmax(x,-1)'),
-    'argmax_decode': (['argmax'], 0.0, 'make=lambda: (torch.randn(32,d(152064),device=DEV),); run=lambda x: torch.argmax(x,-1).float()'),
-    'cumsum': (['cumsum'], 0.0, 'make=lambda: (torch.randint(1,100,(64,),device=DEV),); run=lambda x: torch.cumsum(x,0).float()'),
-    'cos_sin_cat': (['cos', 'sin', 'cat'], E, 'make=lambda: (torch.randn(d(VIT),40,device=DEV),); run=lambda x: torch.cat([x.cos(), x.sin()], -1)'),
-    'silu_mul_contig': (['silu', 'mul'], E, 'make=lambda: (r(d(VIT),3420), r(d(VIT),3420)); run=lambda x,y: F.silu(x)*y'),
+                        'make=lambda: (r(d(VIT),1280),); '
+                        'run=lambda x: torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True)+1e-6)'),
+    'embedding': (['embedding'], E,
+                  'make=lambda: (torch.randint(0,d(151643),(d(LLM),),device=DEV), r(d(152064),3584)); run=F.embedding'),
+    'softmax_fp32': (['softmax'], E,
+                     'make=lambda: (torch.randn(32,d(152064),device=DEV),); run=lambda x: torch.softmax(x,-1)'),
+    'argmax_decode': (['argmax'], 0.0,
+                      'make=lambda: (torch.randn(32,d(152064),device=DEV),); run=lambda x: torch.argmax(x,-1).float()'),
+    'cumsum': (['cumsum'], 0.0,
+               'make=lambda: (torch.randint(1,100,(64,),device=DEV),); run=lambda x: torch.cumsum(x,0).float()'),
+    'cos_sin_cat': (['cos', 'sin', 'cat'], E,
+                    'make=lambda: (torch.randn(d(VIT),40,device=DEV),); '
+                    'run=lambda x: torch.cat([x.cos(), x.sin()], -1)'),
+    'silu_mul_contig': (['silu', 'mul'], E,
+                        'make=lambda: (r(d(VIT),3420), r(d(VIT),3420)); run=lambda x,y: F.silu(x)*y'),
     'fill_contig': (['fill_scalar_'], 0.0, 'make=lambda: (r(d(LLM),3584),); run=lambda x: x.fill_(0.25)'),
     # ---- what broke on the H200 (../shared/FLAGGEMS.md)
     # the ViT's rotary step: x (tokens, heads, dim) * cos (tokens, 1, dim): same rank, broadcast in dim 1
@@ -79,31 +91,54 @@ CASES: dict[str, tuple[list[str], float, str]] = {
     'mul_scalar_strided': (['mul'], E, 'make=lambda: (r(d(VIT),2560),); run=lambda x: x[:, ::2]*0.125'),
     'sqrt_sliced': (['sqrt'], E, 'make=lambda: (r(d(VIT),2560).abs(),); run=lambda x: x[:, 640:1920].sqrt()'),
     'sqrt_transposed': (['sqrt'], E, 'make=lambda: (r(1280,d(VIT)).abs(),); run=lambda x: x.t().sqrt()'),
-    'fill_noncontig_view': (['fill_scalar_'], 0.0, 'make=lambda: (r(d(LLM),3584),); run=lambda x: (x[:, ::2].fill_(0.25), x)[1]'),
-    'fill_transposed_view': (['fill_scalar_'], 0.0, 'make=lambda: (r(3584,d(LLM)),); run=lambda x: (x.t()[:, 100:200].fill_(-1.0), x)[1]'),
+    'fill_noncontig_view': (['fill_scalar_'], 0.0,
+                            'make=lambda: (r(d(LLM),3584),); run=lambda x: (x[:, ::2].fill_(0.25), x)[1]'),
+    'fill_transposed_view': (['fill_scalar_'], 0.0,
+                             'make=lambda: (r(3584,d(LLM)),); run=lambda x: (x.t()[:, 100:200].fill_(-1.0), x)[1]'),
     'fill_tensor_noncontig': (['fill_tensor_'], 0.0,
-                              'make=lambda: (r(d(LLM),3584), torch.tensor(0.5,device=DEV,dtype=torch.bfloat16)); run=lambda x,v: (x[:, 1::3].fill_(v), x)[1]'),
+                              'make=lambda: (r(d(LLM),3584), torch.tensor(0.5,device=DEV,dtype=torch.bfloat16)); '
+                              'run=lambda x,v: (x[:, 1::3].fill_(v), x)[1]'),
     # 2^31 + 2^20 bf16 elements (4.3 GB): past 32-bit offsets
-    'fill_over_2g_elements': (['fill_scalar_'], 0.0, 'BIG; make=lambda: (torch.empty(2**31 + 2**20, device=DEV, dtype=torch.bfloat16),); run=lambda x: x.fill_(1.5)'),
-    'mul_over_2g_elements': (['mul'], E, 'BIG; make=lambda: (torch.ones(2**31 + 2**20, device=DEV, dtype=torch.bfloat16),); run=lambda x: x*0.5'),
+    'fill_over_2g_elements': (['fill_scalar_'], 0.0,
+                              'BIG; make=lambda: (torch.empty(2**31 + 2**20, device=DEV, dtype=torch.bfloat16),); '
+                              'run=lambda x: x.fill_(1.5)'),
+    'mul_over_2g_elements': (['mul'], E,
+                             'BIG; make=lambda: (torch.ones(2**31 + 2**20, device=DEV, dtype=torch.bfloat16),); '
+                             'run=lambda x: x*0.5'),
     # GEMMs on row-stride views (a slice of a wider buffer) and on an unaligned base pointer (2 bytes off)
-    'mm_row_stride_view': (['mm'], G, 'make=lambda: (r(d(8192),7168), r(3584,3584)); run=lambda a,w: a[:, :3584] @ w.t()'),
-    'addmm_row_stride_view': (['addmm'], G, 'make=lambda: (r(d(VIT),2560), r(3840,1280), r(3840)); run=lambda a,w,b: F.linear(a[:, 1280:],w,b)'),
-    'mm_unaligned_base': (['mm'], G, 'make=lambda: (r(d(LLM)*3584+1), r(3584,3584)); run=lambda buf,w: buf[1:].view(d(LLM),3584) @ w'),
+    'mm_row_stride_view': (['mm'], G,
+                           'make=lambda: (r(d(8192),7168), r(3584,3584)); run=lambda a,w: a[:, :3584] @ w.t()'),
+    'addmm_row_stride_view': (['addmm'], G,
+                              'make=lambda: (r(d(VIT),2560), r(3840,1280), r(3840)); '
+                              'run=lambda a,w,b: F.linear(a[:, 1280:],w,b)'),
+    'mm_unaligned_base': (['mm'], G,
+                          'make=lambda: (r(d(LLM)*3584+1), r(3584,3584)); '
+                          'run=lambda buf,w: buf[1:].view(d(LLM),3584) @ w'),
     'mm_transposed_operand': (['mm'], G, 'make=lambda: (r(3584,d(LLM)), r(3584,3584)); run=lambda a,w: a.t() @ w'),
-    'bmm_transposed': (['bmm'], G, 'make=lambda: (r(16,128,d(LLM)), r(16,128,d(LLM))); run=lambda q,k: torch.bmm(q.transpose(1,2), k)'),
+    'bmm_transposed': (['bmm'], G,
+                       'make=lambda: (r(16,128,d(LLM)), r(16,128,d(LLM))); '
+                       'run=lambda q,k: torch.bmm(q.transpose(1,2), k)'),
     # elementwise / cat / index on non-contiguous inputs
     'add_noncontig': (['add'], E, 'make=lambda: (r(d(VIT),2560), r(1280,d(VIT))); run=lambda x,y: x[:, ::2] + y.t()'),
     'sub_noncontig': (['sub'], E, 'make=lambda: (r(d(VIT),2560), r(1280,d(VIT))); run=lambda x,y: x[:, 1::2] - y.t()'),
-    'div_noncontig': (['true_divide'], E, 'make=lambda: (r(d(VIT),2560), r(1280,d(VIT)).abs()+0.5); run=lambda x,y: x[:, ::2] / y.t()'),
+    'div_noncontig': (['true_divide'], E,
+                      'make=lambda: (r(d(VIT),2560), r(1280,d(VIT)).abs()+0.5); run=lambda x,y: x[:, ::2] / y.t()'),
     'exp_noncontig': (['exp'], E, 'make=lambda: (r(1280,d(VIT)),); run=lambda x: x.t().exp()'),
     'rsqrt_noncontig': (['rsqrt'], E, 'make=lambda: (r(d(VIT),2560).abs()+0.1,); run=lambda x: x[:, ::2].rsqrt()'),
     'silu_noncontig': (['silu'], E, 'make=lambda: (r(d(VIT),6840),); run=lambda x: F.silu(x[:, :3420])'),
-    'silu_and_mul_halves': (['silu', 'mul'], E, 'make=lambda: (r(d(LLM),2*18944),); run=lambda x: F.silu(x[:, :18944]) * x[:, 18944:]'),
-    'cat_noncontig': (['cat'], 0.0, 'make=lambda: (r(d(VIT),2560), r(1280,d(VIT))); run=lambda x,y: torch.cat([x[:, ::2], y.t()], 0)'),
-    'index_noncontig': (['index'], 0.0, 'make=lambda: (r(d(VIT),2560), torch.randperm(d(VIT),device=DEV)); run=lambda x,i: x[:, ::2][i]'),
-    'index_select_noncontig': (['index_select'], 0.0, 'make=lambda: (r(1280,d(VIT)), torch.randperm(d(VIT),device=DEV)); run=lambda x,i: x.t().index_select(0,i)'),
-    'copy_transposed': (['copy_'], 0.0, 'make=lambda: (r(1280,d(VIT)), r(d(VIT),1280)); run=lambda x,y: y.copy_(x.t())'),
+    'silu_and_mul_halves': (['silu', 'mul'], E,
+                            'make=lambda: (r(d(LLM),2*18944),); run=lambda x: F.silu(x[:, :18944]) * x[:, 18944:]'),
+    'cat_noncontig': (['cat'], 0.0,
+                      'make=lambda: (r(d(VIT),2560), r(1280,d(VIT))); '
+                      'run=lambda x,y: torch.cat([x[:, ::2], y.t()], 0)'),
+    'index_noncontig': (['index'], 0.0,
+                        'make=lambda: (r(d(VIT),2560), torch.randperm(d(VIT),device=DEV)); '
+                        'run=lambda x,i: x[:, ::2][i]'),
+    'index_select_noncontig': (['index_select'], 0.0,
+                               'make=lambda: (r(1280,d(VIT)), torch.randperm(d(VIT),device=DEV)); '
+                               'run=lambda x,i: x.t().index_select(0,i)'),
+    'copy_transposed': (['copy_'], 0.0,
+                        'make=lambda: (r(1280,d(VIT)), r(d(VIT),1280)); run=lambda x,y: y.copy_(x.t())'),
     'to_copy_strided': (['to_copy'], E, 'make=lambda: (r(d(VIT),2560),); run=lambda x: x[:, ::2].float()'),
 }
 
@@ -256,11 +291,11 @@ def main(argv=None) -> int:
     exclude = [op for op, v in ops.items() if v['verdict'] != 'ok']
     versions = sorted({r.get('flag_gems') for r in results if r.get('flag_gems')})
 
-    print(f"\n| case | ops | verdict | detail | s |\n|---|---|---|---|---|")
+    print("\n| case | ops | verdict | detail | s |\n|---|---|---|---|---|")
     for r in results:
         print(f"| {r['case']} | {','.join(r['ops'])} | {r['verdict']} | {r.get('detail', '')[:90]} | "
               f"{r.get('seconds', 0):.0f} |")
-    print(f"\n| op | verdict | cases not ok |\n|---|---|---|")
+    print("\n| op | verdict | cases not ok |\n|---|---|---|")
     for op, v in ops.items():
         bad = [c for c, verdict in v['cases'].items() if verdict != 'ok']
         print(f"| {op} | {v['verdict']} | {', '.join(bad)} |")

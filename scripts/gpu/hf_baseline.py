@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / 'robobrain_ros'))
 
-from common import (
+# after the sys.path inserts above: scripts/gpu's common and the repository's package without installing it
+from common import (  # noqa: E402
     machine_facts,
     make_frame,
     save_frame_jpeg,
@@ -35,7 +36,7 @@ from common import (
     write_json,
 )
 
-from robobrain_ros.bench.common import GPU_FORCED_TOKENS, INSTRUCTION
+from robobrain_ros.bench.common import GPU_FORCED_TOKENS, INSTRUCTION  # noqa: E402
 
 
 def official_vision_info(messages):
@@ -46,6 +47,7 @@ def official_vision_info(messages):
     except ImportError:
         pass
     from PIL import Image
+
     from robobrain_ros.protocol import smart_resize
     images = []
     for message in messages:
@@ -75,12 +77,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from robobrain_ros.protocol import ModelFamily, Task, render_prompt
     from transformers import (
         AutoConfig,
         AutoProcessor,
         Qwen2_5_VLForConditionalGeneration,
     )
+
+    from robobrain_ros.protocol import ModelFamily, Task, render_prompt
 
     frame = args.frame or save_frame_jpeg(make_frame(), args.out.parent / 'frame_1280x720.jpg')
     dtype = getattr(torch, args.dtype)

@@ -37,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'robobrain_ros'))
 
-from robobrain_ros.testing.tiny_model import (
+# after the sys.path insert above: the repository's package without installing it
+from robobrain_ros.testing.tiny_model import (  # noqa: E402
     CHAT_TEMPLATE,
     SPECIAL_TOKENS,
     _build_tokenizer,
@@ -56,9 +57,9 @@ TEXT_7B = {
     'rope_parameters': {'rope_type': 'default', 'rope_theta': 1000000.0, 'mrope_section': [16, 24, 24]},
 }
 VISION_7B = {
-    'depth': 32, 'hidden_size': 1280, 'intermediate_size': 3420, 'num_heads': 16, 'in_channels': 3, 'hidden_act': 'silu',
-    'out_hidden_size': 3584, 'patch_size': 14, 'spatial_merge_size': 2, 'temporal_patch_size': 2, 'window_size': 112,
-    'fullatt_block_indexes': [7, 15, 23, 31], 'tokens_per_second': 2, 'initializer_range': 0.02,
+    'depth': 32, 'hidden_size': 1280, 'intermediate_size': 3420, 'num_heads': 16, 'in_channels': 3,
+    'hidden_act': 'silu', 'out_hidden_size': 3584, 'patch_size': 14, 'spatial_merge_size': 2, 'temporal_patch_size': 2,
+    'window_size': 112, 'fullatt_block_indexes': [7, 15, 23, 31], 'tokens_per_second': 2, 'initializer_range': 0.02,
 }
 TEXT_32B = dict(TEXT_7B, hidden_size=5120, intermediate_size=27648, num_hidden_layers=64, num_attention_heads=40,
                 num_key_value_heads=8, max_window_layers=64)
@@ -165,7 +166,8 @@ def build(out: Path, dims: str = '7b', weights: bool = False) -> dict:
     processor.save_pretrained(out)
     tokenizer.save_pretrained(out)
     summary = {'arch': dims, 'parameters': parameter_count(text, vision),
-               'hidden_size': text['hidden_size'], 'layers': text['num_hidden_layers'], 'tokenizer_len': len(tokenizer), 'vocab_size': VOCAB, 'special_ids': ids,
+               'hidden_size': text['hidden_size'], 'layers': text['num_hidden_layers'], 'tokenizer_len': len(tokenizer),
+               'vocab_size': VOCAB, 'special_ids': ids,
                'max_pixels': MAX_PIXELS, 'min_pixels': MIN_PIXELS, 'weights': weights}
     (out / 'robobrain_gpu_model.json').write_text(json.dumps(summary, indent=1) + '\n')
     return summary

@@ -2,11 +2,11 @@
 
     python scripts/legs/check_imports.py
 
-Every module of the package (as the source tree has them) is byte-compiled (the syntax of this Python version) and imported (the stdlib names
-it uses at import time). The ROS-free layers (protocol, client, serve) are imported first and must not pull in
-rclpy or a ROS message package. A folder of modules without __init__.py fails the check: setup.py's
-find_packages leaves it out of a plain (not --symlink-install) colcon build, which is what robots run.
-Exit status 0 when all is well.
+Every module of the package (as the source tree has them) is byte-compiled (the syntax of this Python version)
+and imported (the stdlib names it uses at import time). The ROS-free layers (protocol, client, serve) are
+imported first and must not pull in rclpy or a ROS message package. A folder of modules without __init__.py
+fails the check: setup.py's find_packages leaves it out of a plain (not --symlink-install) colcon build, which
+is what robots run. Exit status 0 when all is well.
 """
 
 from __future__ import annotations

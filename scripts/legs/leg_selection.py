@@ -6,8 +6,8 @@ Loaded with ``-p leg_selection`` (scripts/legs on PYTHONPATH).
     Deselect the tests that need a vLLM server or a brain node process: those that use the ``vllm_server``,
     ``start_brain`` or ``ros_client`` fixtures, and those whose body, or the body of any fixture they use,
     starts one itself (calls the global ``vllm_python``, ``start_tiny_server``, ``BrainProcess`` or
-    ``run_brain_replay``, which runs brain_replay and the node process it starts). The Kilted leg runs them all; a leg that
-    would only repeat them pays the server start and the node processes for nothing new.
+    ``run_brain_replay``, which runs brain_replay and the node process it starts). The Kilted leg runs them all; a
+    leg that would only repeat them pays the server start and the node processes for nothing new.
 --leg-keep FILE
     A test file kept whole by --leg-unit-only (repeatable): the node tests a leg does run.
 

@@ -1,11 +1,11 @@
 """python -m robobrain_ros.bench [--quick] [--server URL] [--out DIR]: run every CPU benchmark, write the report.
 
 Starts a vLLM CPU server with the tiny model (unless --server names one) and a brain node process, runs
-overhead, concurrency, image budget, memory and fleet (8 brain nodes on one server) measurements, prints them and writes BENCHMARKS.md sections
-plus the raw JSON; `frames` (camera frames between processes, issue 14) starts a node and a camera process per
-case and writes its own section and benchmarks/frames.json; `intake` (goals sent at once: time to acceptance,
-against a scripted server) writes its own section and benchmarks/intake.json. --quick is a short run (a smoke test) that writes to a temporary folder unless --out is
-given.
+overhead, concurrency, image budget, memory and fleet (8 brain nodes on one server) measurements, prints them and
+writes BENCHMARKS.md sections plus the raw JSON; `frames` (camera frames between processes, issue 14) starts a
+node and a camera process per case and writes its own section and benchmarks/frames.json; `intake` (goals sent at
+once: time to acceptance, against a scripted server) writes its own section and benchmarks/intake.json. --quick is
+a short run (a smoke test) that writes to a temporary folder unless --out is given.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         'the repository; a temporary folder with --quick)')
     parser.add_argument('--merge', default='', help='results JSON of an earlier (partial) run: its sections are kept '
                         'unless run again')
-    parser.add_argument('--only', default='', help='comma list among overhead,breakdown,concurrency,image_budget,memory,'
+    parser.add_argument('--only', default='',
+                        help='comma list among overhead,breakdown,concurrency,image_budget,memory,'
                         'fleet,frames,intake')
     parser.add_argument('--frames-server', choices=('model', 'scripted'), default='model',
                         help="frames: goals against the tiny model (default) or a ScriptedServer (no model work)")

@@ -1,8 +1,8 @@
 """Image budget: prompt tokens and time to first token at the default budget vs the full frame.
 
 The bodies are the node's (prepare_image + build_request), posted directly; prompt tokens come from the
-server's usage figures, time to first token from the stream (client side; each request's frame differs in a few pixels, so no
-server cache hides the prefill) and from the server's
+server's usage figures, time to first token from the stream (client side; each request's frame differs in a few
+pixels, so no server cache hides the prefill) and from the server's
 `vllm:time_to_first_token_seconds` histogram (difference of its sum/count around each request). The
 coordinate round trip maps every pixel of a grid to the sent image (rounded to whole pixels, as the model
 answers) and back with the protocol's CoordinateFrame; its worst error is in original pixels.
@@ -98,7 +98,8 @@ def run(base_url: str, model: str, tokens: int, repetitions: int = 10, seed: int
             prompt_tokens=sorted({r['prompt_tokens'] for r in rows}),
             errors=[r['error'] for r in rows if r['error']],
             first_token_ms=summary([r['first_token_s'] * 1e3 for r in rows if r['first_token_s']]),
-            server_ttft_ms=summary([r['server_ttft_s'] * 1e3 for r in rows if r['server_ttft_s'] == r['server_ttft_s']]),
+            server_ttft_ms=summary([r['server_ttft_s'] * 1e3 for r in rows
+                                    if r['server_ttft_s'] == r['server_ttft_s']]),
             total_ms=summary([r['seconds'] * 1e3 for r in rows]),
             samples=rows)
     return {'cases': out, 'repetitions': repetitions, 'load_before': load_before, 'load_after': load()}

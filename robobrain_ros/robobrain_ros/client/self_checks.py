@@ -18,8 +18,17 @@ from typing import Any
 import numpy as np
 
 from robobrain_ros.client.chat_client import ChatClient, ServerError
-from robobrain_ros.protocol import (ConstraintDialect, ImageBudget, ModelFamily, ModelSpec, Task, build_request,
-                                    model_input_size, parse_completion, prepare_image)
+from robobrain_ros.protocol import (
+    ConstraintDialect,
+    ImageBudget,
+    ModelFamily,
+    ModelSpec,
+    Task,
+    build_request,
+    model_input_size,
+    parse_completion,
+    prepare_image,
+)
 from robobrain_ros.protocol.structured_outputs import regex_fields
 
 # A text no model writes by chance, and short enough to fit max_tokens even one character per token.

@@ -17,8 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from robobrain_ros.client import ChatClient, ServerError, choose_constraint, fetch_server_info
-from robobrain_ros.protocol import (BuiltRequest, ConstraintDialect, ImageBudget, ModelSpec, build_request,
-                                    prepare_image, resolve_model)
+from robobrain_ros.protocol import (
+    BuiltRequest,
+    ConstraintDialect,
+    ImageBudget,
+    ModelSpec,
+    build_request,
+    prepare_image,
+    resolve_model,
+)
 
 from .metrics import PositionLogprobs
 from .samples import Sample

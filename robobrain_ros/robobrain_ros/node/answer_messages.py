@@ -6,12 +6,12 @@ import math
 
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
-from robobrain_ros.action_table import ACTIONS_BY_TASK
-from robobrain_ros.node.query_pipeline import PIXEL_ANSWER_CODES, QueryCode, QueryOutcome
-from robobrain_ros.protocol import Task
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import LiftedPoint, PixelBox, PixelPoint, PlanStep, QueryInfo, QueryStatus
+from robobrain_ros.action_table import ACTIONS_BY_TASK
+from robobrain_ros.node.query_pipeline import PIXEL_ANSWER_CODES, QueryCode, QueryOutcome
+from robobrain_ros.protocol import Task
 
 # The pipeline's plain codes, as the QueryStatus constants of the same names.
 STATUS_CODES: dict[QueryCode, int] = {code: getattr(QueryStatus, code.name) for code in QueryCode}

@@ -3,9 +3,10 @@
 A thin layer: subscriptions store each camera's frames (camera, frame_cache), action goals and ~/task
 instructions become QueryRequests run by the QueryPipeline (HTTP on its own asyncio thread), outcomes become
 messages (answer_messages, standard_messages, markers) and /diagnostics. Target frames come from a
-TransformLookup (tf2 on a robot: tf2_transforms), created when a target frame is first needed. Lifecycle: configure validates the settings, builds everything and
-negotiates with the model server (an unreachable server is reported, not fatal); activate starts accepting goals;
-deactivate, cleanup and shutdown end every running goal (aborted with NODE_STOPPING) before going on.
+TransformLookup (tf2 on a robot: tf2_transforms), created when a target frame is first needed. Lifecycle:
+configure validates the settings, builds everything and negotiates with the model server (an unreachable server
+is reported, not fatal); activate starts accepting goals; deactivate, cleanup and shutdown end every running goal
+(aborted with NODE_STOPPING) before going on.
 """
 
 from __future__ import annotations
@@ -34,17 +35,21 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from robobrain_interfaces.msg import QueryStatus, TrajectoryAnswer
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.action_table import ACTIONS, ANSWER_TOPICS, BrainAction
 from robobrain_ros.client import ChatClient, ClientConfig, ServerUnreachable
-from robobrain_ros.client.base_urls import base_urls_problem
 from robobrain_ros.client.api_key import insecure_key_urls
+from robobrain_ros.client.base_urls import base_urls_problem
 from robobrain_ros.client.generation import GenerationRunner
-from robobrain_ros.node import diagnostics, parameters
+from robobrain_ros.node import diagnostics, parameters, rclpy_private_api
 from robobrain_ros.node.answer_messages import answer_message
-from robobrain_ros.node.diagnostics import GoalCounts
 from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera
-from robobrain_ros.node import rclpy_private_api
+from robobrain_ros.node.diagnostics import GoalCounts
 from robobrain_ros.node.draining_action_server import DrainingActionServer
 from robobrain_ros.node.frame_cache import CachedFrame
 from robobrain_ros.node.goal_registry import GoalRegistry
@@ -58,11 +63,6 @@ from robobrain_ros.node.standard_messages import DetectionPublisher, pose_array
 from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
 from robobrain_ros.node.transform_lookup import TransformLookup, TransformUnavailable
 from robobrain_ros.protocol import Task, draw_annotations
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import String
-from visualization_msgs.msg import MarkerArray
-
-from robobrain_interfaces.msg import QueryStatus, TrajectoryAnswer
 
 # Answer topics: latched, so a late subscriber (or `ros2 topic echo`) still gets the last answer.
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -119,7 +119,8 @@ def compressed_to_rgb(msg, max_pixels: int = MAX_COMPRESSED_PIXELS) -> np.ndarra
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if decoded is None or decoded.size == 0:
         raise ImageConversionError(
-            f"could not decode the compressed image (format '{msg.format}', {data.size} bytes): corrupt or not JPEG/PNG")
+            f"could not decode the compressed image (format '{msg.format}', {data.size} bytes): "
+            'corrupt or not JPEG/PNG')
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 

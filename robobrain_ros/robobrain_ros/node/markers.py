@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
-from robobrain_ros.node.answer_messages import header_3d
-from robobrain_ros.protocol import annotate
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from robobrain_interfaces.msg import BoxAnswer, PointsAnswer, TrajectoryAnswer
+from robobrain_ros.node.answer_messages import header_3d
+from robobrain_ros.protocol import annotate
 
 
 def _rgba(rgb: tuple[int, int, int]) -> ColorRGBA:

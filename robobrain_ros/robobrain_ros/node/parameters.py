@@ -55,7 +55,8 @@ PARAMETERS: dict[str, Spec] = {
     'server.health_period': Spec(2.0, '[s] how often the server is probed for /diagnostics', read_only=True,
                                  float_range=(0.2, 600.0)),
     'server.self_check': Spec(True, 'at configure (and when a server comes back) prove with tiny requests that the '
-                              'server enforces the answer constraint and keeps images at the size sent', read_only=True),
+                              'server enforces the answer constraint and keeps images at the size sent',
+                              read_only=True),
     'server.vision_check': Spec(False, 'at configure, also send a probe image with a known answer to check that the '
                                 "server's vision works (reported on /diagnostics, never fatal)", read_only=True),
     'model.family': Spec('auto', 'prompts and coordinate convention: robobrain2.0 (pixels of the image the model '

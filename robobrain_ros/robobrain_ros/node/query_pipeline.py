@@ -2,9 +2,10 @@
 
 Runs in the calling thread (an action's execute callback or a ~/task worker); only the HTTP part goes to the
 GenerationRunner's loop. Stages: validate the goal, take a frame, look up the negotiated server, prepare the
-image and the request, generate, interpret the completion, lift to 3D (and into the target frame). Each stage either fills the outcome or
-fails it with a QueryCode and a message a person can act on. Knows the fields of ROS image messages (duck
-typed) but no ROS types: codes are a plain enum, mapped to robobrain_interfaces/QueryStatus at the node's edge.
+image and the request, generate, interpret the completion, lift to 3D (and into the target frame). Each stage
+either fills the outcome or fails it with a QueryCode and a message a person can act on. Knows the fields of ROS
+image messages (duck typed) but no ROS types: codes are a plain enum, mapped to robobrain_interfaces/QueryStatus
+at the node's edge.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from robobrain_ros.client import ChatClientError, ServerUnreachable, StreamStalled
 from robobrain_ros.client.generation import STAGE_GENERATING, STAGE_QUEUED, CancelLatch, Generation, GenerationRunner
 from robobrain_ros.node.camera import Camera
@@ -36,9 +38,9 @@ from robobrain_ros.protocol import (
     PreparedImage,
     Task,
     build_request,
+    lookup_stamp,
     parse_completion,
     pass_jpeg_through,
-    lookup_stamp,
     prepare_image,
     resolve_model,
     transform_lifted,

@@ -2,14 +2,14 @@
 
 from .annotate import draw_annotations
 from .answer import Answer, PixelBox, PixelPoint, PlanStep
-from .image_encoding import PreparedImage, pass_jpeg_through, prepare_image
 from .camera_model import CameraModel
+from .image_encoding import PreparedImage, pass_jpeg_through, prepare_image
 from .lift import DepthSource, LiftedPoint, lift_points, lift_with_model_depth, prefer_measured
 from .parse import parse_completion
 from .prompts import PROMPT_TEMPLATES, assistant_prefill, has_thinking_switch, render_prompt, supported_tasks
 from .request import BuiltRequest, build_request
-from .rigid_transform import RigidTransform, lookup_stamp, transform_lifted
 from .resize import ImageBudget, model_input_size, smart_resize
+from .rigid_transform import RigidTransform, lookup_stamp, transform_lifted
 from .structured_outputs import ConstraintDialect, completion_pattern, constraint_fields
 from .tasks import ModelFamily, ModelSize, ModelSpec, Task, as_model_spec, detect_model, resolve_model
 

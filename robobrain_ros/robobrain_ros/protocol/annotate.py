@@ -104,8 +104,10 @@ def draw_annotations(rgb: np.ndarray, answer: Answer, title: str) -> np.ndarray:
     centres = [_pixel(point, width, height) for point in answer.points]
     if answer.task is Task.TRAJECTORY:
         if len(centres) >= 2:
-            cv2.polylines(image, [np.array(centres[:-1], dtype=np.int32)], False, TRAJECTORY_LINE_COLOUR, line_thickness, cv2.LINE_8)
-            cv2.arrowedLine(image, centres[-2], centres[-1], TRAJECTORY_LINE_COLOUR, line_thickness, cv2.LINE_8, tipLength=0.3)
+            cv2.polylines(image, [np.array(centres[:-1], dtype=np.int32)], False, TRAJECTORY_LINE_COLOUR,
+                          line_thickness, cv2.LINE_8)
+            cv2.arrowedLine(image, centres[-2], centres[-1], TRAJECTORY_LINE_COLOUR, line_thickness, cv2.LINE_8,
+                            tipLength=0.3)
         colour = TRAJECTORY_POINT_COLOUR
     else:
         colour = POINT_COLOUR

@@ -69,7 +69,8 @@ class CoordinateFrame:
         original_width, original_height = original_size
         if model_family is ModelFamily.ROBOBRAIN_2_5:
             # Relative coordinates do not depend on the size the model saw.
-            return cls(original_width / RELATIVE_SCALE, original_height / RELATIVE_SCALE, original_width, original_height)
+            return cls(original_width / RELATIVE_SCALE, original_height / RELATIVE_SCALE,
+                       original_width, original_height)
         sent_width, sent_height = sent_size
         return cls(original_width / sent_width, original_height / sent_height, original_width, original_height)
 

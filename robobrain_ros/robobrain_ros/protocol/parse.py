@@ -76,7 +76,8 @@ def parse_completion(
     except ValueError:
         return Answer(task=Task.GENERAL, raw=str(completion), error=f'unknown task {task!r}')
     if not isinstance(completion, str):
-        return Answer(task=task, raw=repr(completion), error=f'the completion is not text ({type(completion).__name__})')
+        return Answer(task=task, raw=repr(completion),
+                      error=f'the completion is not text ({type(completion).__name__})')
     try:
         spec = as_model_spec(spec)
     except ValueError:

@@ -73,8 +73,14 @@ def make_sample_main(args) -> int:
 def compare_main(args) -> int:
     from robobrain_ros.consistency.report import GateThresholds
 
-    from .compare import (DEFAULT_MIN_ANSWER_AGREEMENT, DEFAULT_MIN_SAME_OUTCOME, CompareError, CompareGate,
-                          compare_results, comparison_text)
+    from .compare import (
+        DEFAULT_MIN_ANSWER_AGREEMENT,
+        DEFAULT_MIN_SAME_OUTCOME,
+        CompareError,
+        CompareGate,
+        compare_results,
+        comparison_text,
+    )
     from .report import load_results
     reference_path, candidate_path = args.compare
     try:

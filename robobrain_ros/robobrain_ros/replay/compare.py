@@ -39,7 +39,8 @@ def answer_of(record: dict[str, Any]) -> Answer:
     data = record.get('answer') or {}
     info = data.get('info', {})
     answer = Answer(task=task, raw=info.get('raw_completion', ''),
-                    answer=info.get('answer_text') or (data.get('answer') if isinstance(data.get('answer'), str) else '')
+                    answer=info.get('answer_text')
+                    or (data.get('answer') if isinstance(data.get('answer'), str) else '')
                     or '')
     answer.points = [PixelPoint(p['x'], p['y'], bool(p.get('clipped'))) for p in data.get('points', [])]
     if data.get('has_box'):
@@ -70,7 +71,8 @@ def check_same_goals(reference: dict[str, Any], candidate: dict[str, Any]) -> No
         for name in SAME_GOAL_FIELDS:
             if ref['goal'].get(name) != cand['goal'].get(name):
                 raise CompareError(f"goal {ref['goal']['index']}: {name} is {ref['goal'].get(name)!r} in the reference "
-                                   f"and {cand['goal'].get(name)!r} in the candidate: replay the same goals file on both")
+                                   f"and {cand['goal'].get(name)!r} in the candidate: "
+                                   'replay the same goals file on both')
     if reference.get('bag_duration') is not None and candidate.get('bag_duration') is not None \
             and abs(reference['bag_duration'] - candidate['bag_duration']) > 1e-3:
         raise CompareError(f"the reference replayed a bag of {reference['bag_duration']:.3f} s, the candidate one of "

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from robobrain_ros.protocol.thinking import GOAL_WORDS as THINKING_CODES   # the goals' `thinking` words
+from robobrain_ros.protocol.thinking import GOAL_WORDS as THINKING_CODES  # the goals' `thinking` words
 
 REQUIRED = ('at', 'action', 'instruction')
 OPTIONAL = ('camera', 'target_frame', 'thinking', 'timeout', 'max_image_age')
@@ -68,7 +68,8 @@ def load_goals(path: str | Path, actions: Sequence[str], actions_3d: Collection[
     return parse_goals(data, actions, actions_3d, source=str(path))
 
 
-def parse_goals(data: Any, actions: Sequence[str], actions_3d: Collection[str], source: str = 'goals') -> list[GoalSpec]:
+def parse_goals(data: Any, actions: Sequence[str], actions_3d: Collection[str],
+                source: str = 'goals') -> list[GoalSpec]:
     """The goals of a parsed goals file, in file order; GoalsError names the first problem."""
     if isinstance(data, dict) and set(data) == {'goals'}:
         data = data['goals']

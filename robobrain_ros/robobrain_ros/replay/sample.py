@@ -176,7 +176,8 @@ def make_sample(directory: str | Path, storage: str = 'mcap', distro: str = 'kil
         rgb = frame_rgb(index)
         logged = stamp + CAMERA_LATENCY_NS
         records += [(logged, TOPICS['image'], 'sensor_msgs/msg/Image', build.image(stamp, rgb)),
-                    (logged, TOPICS['compressed_image'], 'sensor_msgs/msg/CompressedImage', build.compressed(stamp, rgb)),
+                    (logged, TOPICS['compressed_image'], 'sensor_msgs/msg/CompressedImage',
+                     build.compressed(stamp, rgb)),
                     (logged, TOPICS['camera_info'], 'sensor_msgs/msg/CameraInfo', build.camera_info(stamp)),
                     (logged + 1_000_000, TOPICS['depth'], 'sensor_msgs/msg/Image', build.depth(stamp))]
     for index in range(int(round(FRAMES * FRAME_PERIOD / TF_PERIOD))):

@@ -24,8 +24,17 @@ from .definitions import DefinitionError
 from .exit_codes import ReplayError
 from .goals import GoalsError, GoalSpec, in_send_order, load_goals, past_the_end, unknown_cameras
 from .params import ParamsError, load_params_file, split_full_name
-from .report import (BAG_DIR, IMAGES_DIR, NO_RESULT, REJECTED, SUCCEEDED, GoalRecord, RunInfo, write_report,
-                     write_results)
+from .report import (
+    BAG_DIR,
+    IMAGES_DIR,
+    NO_RESULT,
+    REJECTED,
+    SUCCEEDED,
+    GoalRecord,
+    RunInfo,
+    write_report,
+    write_results,
+)
 from .schedule import ReplayClock, timeline
 from .topics import plan_topics
 
@@ -472,7 +481,8 @@ class Replay:
         if self._process is not None:
             code = self._process.stop(timeout=15.0)
             if code not in (0, None):
-                self.warnings.append(f'the brain node exited with code {code} when stopped (log: {self._process.log_path})')
+                self.warnings.append(f'the brain node exited with code {code} when stopped '
+                                     f'(log: {self._process.log_path})')
             self._process = None
         if self._recorder is not None:
             self._recorder.close()

