@@ -7,6 +7,7 @@ without ROS. The node-level counterparts, through a real node process, are in te
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -22,7 +23,7 @@ FRAME = 'rgbd_color_optical_frame'
 STAMP = 1_700_000_000.25          # [s] the camera's frames, colour and depth alike
 LENS = Lens(130.0, 129.0, 79.6, 60.8, 'plumb_bob', (-0.28, 0.09, 0.004, -0.003, -0.012))
 POINTS = [PixelPoint(2.5, 2.5), PixelPoint(157.5, 117.5), PixelPoint(80.5, 60.5)]
-SETTINGS = LiftSettings(sync_tolerance=0.05, depth_wait=0.0, window=5)
+SETTINGS = LiftSettings(sync_tolerance=0.05, depth_wait=0.0, window=5, depth_registered=False, rectified=False)
 
 
 def header(stamp: float, frame_id: str = FRAME) -> SimpleNamespace:
@@ -104,7 +105,7 @@ def test_depth_in_another_frame_is_lifted_only_when_registered():
     assert lifted == []
     assert reason.startswith("no 3D points: the depth image is in frame 'rgbd_depth_optical_frame', the image in "
                              f"'{FRAME}'") and 'camera.depth_registered' in reason
-    lifted, reason = lift(cache, settings=LiftSettings(depth_wait=0.0, depth_registered=True))
+    lifted, reason = lift(cache, settings=replace(SETTINGS, depth_registered=True))
     assert reason == ''
     assert_on_the_plane(lifted)
 
@@ -126,11 +127,11 @@ def test_missing_camera_info():
 def test_rectified_setting_uses_p():
     # P of a rectified pinhole camera: the raw lens's depth image lifted through it is off the plane.
     p = [100.0, 0.0, 80.0, 0.0, 0.0, 100.0, 60.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    lifted, reason = lift(frames(info=camera_info(p=p)), settings=LiftSettings(depth_wait=0.0, rectified=True))
+    lifted, reason = lift(frames(info=camera_info(p=p)), settings=replace(SETTINGS, rectified=True))
     assert reason == ''
     z = lifted[0].z
     assert (lifted[0].x, lifted[0].y) == pytest.approx(((2.0 - 80.0) * z / 100.0, (2.0 - 60.0) * z / 100.0))
-    lifted, reason = lift(frames(), settings=LiftSettings(depth_wait=0.0, rectified=True))
+    lifted, reason = lift(frames(), settings=replace(SETTINGS, rectified=True))
     assert lifted == [] and 'P is not set' in reason
 
 

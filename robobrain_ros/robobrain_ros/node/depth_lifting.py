@@ -29,11 +29,13 @@ from robobrain_ros.protocol.lift import LiftedPoint, lift_points, lift_with_mode
 
 @dataclass(frozen=True)
 class LiftSettings:
-    sync_tolerance: float = 0.05      # [s] largest stamp difference between the image and its depth frame
-    depth_wait: float = 0.2           # [s] how long to wait for that depth frame (depth often arrives later)
-    window: int = 5                   # [px] side of the window whose median depth is used per point
-    depth_registered: bool = False    # the depth is registered to the colour image under another frame_id
-    rectified: bool = False           # the colour image is rectified: use P, no distortion (else undistort with D, K)
+    """No defaults here: the parameter table (node/parameters.py) is the one source of them."""
+
+    sync_tolerance: float    # [s] largest stamp difference between the image and its depth frame
+    depth_wait: float    # [s] how long to wait for that depth frame (depth often arrives later)
+    window: int    # [px] side of the window whose median depth is used per point
+    depth_registered: bool    # the depth is registered to the colour image under another frame_id
+    rectified: bool    # the colour image is rectified: use P, no distortion (else undistort with D, K)
 
 
 def lift_answer_points(points: Sequence[PixelPoint], colour_header: Any, colour_size: tuple[int, int],

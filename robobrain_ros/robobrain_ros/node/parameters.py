@@ -13,8 +13,8 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from robobrain_ros.client import ClientConfig, split_base_urls
 from robobrain_ros.client import api_key as client_api_key
-from robobrain_ros.client import split_base_urls
 from robobrain_ros.node.camera import DEFAULT_CAMERA, CameraTopics, camera_name_problem
 from robobrain_ros.node.depth_lifting import LiftSettings
 from robobrain_ros.node.query_pipeline import PipelineSettings
@@ -38,6 +38,7 @@ class Spec:
     choices: tuple[str, ...] | None = None
 
 
+CLIENT_DEFAULTS = ClientConfig(base_urls=())
 PARAMETERS: dict[str, Spec] = {
     'server.base_urls': Spec(['http://127.0.0.1:9010/v1'],
                              'OpenAI-compatible base URLs of the model servers, tried in order on connection '
@@ -48,9 +49,11 @@ PARAMETERS: dict[str, Spec] = {
     'server.api_key_file': Spec('', 'file holding the API key (one line); when given it wins over '
                                 'server.api_key_env, and a file that cannot be read fails configure', read_only=True),
     'server.model': Spec('', 'served model name; empty = the first model listed by /v1/models', read_only=True),
-    'server.connect_timeout': Spec(3.0, '[s] TCP connect timeout per attempt', read_only=True,
-                                   float_range=(0.1, 60.0)),
-    'server.stall_timeout': Spec(60.0, '[s] longest silence accepted from the server inside a request',
+    # The HTTP client's own defaults (the consistency tool and the benchmarks use the client without the node).
+    'server.connect_timeout': Spec(CLIENT_DEFAULTS.connect_timeout, '[s] TCP connect timeout per attempt',
+                                   read_only=True, float_range=(0.1, 60.0)),
+    'server.stall_timeout': Spec(CLIENT_DEFAULTS.stall_timeout,
+                                 '[s] longest silence accepted from the server inside a request',
                                  read_only=True, float_range=(1.0, 3600.0)),
     'server.health_period': Spec(2.0, '[s] how often the server is probed for /diagnostics', read_only=True,
                                  float_range=(0.2, 600.0)),

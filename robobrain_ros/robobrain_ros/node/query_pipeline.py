@@ -89,25 +89,27 @@ PIXEL_ANSWER_CODES = frozenset({QueryCode.OK, QueryCode.NO_TRANSFORM})
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    model_family: str = 'auto'            # auto | robobrain2.0 | robobrain2.5
-    model_size: str = 'auto'              # auto | 3b | 7b | 32b
-    thinking: bool | None = False         # node default: True, False, or None (append nothing)
-    structured_outputs: bool = True
-    allow_empty_answer: bool = True       # the constraint lets the model say "nothing found" ([]: NOT_FOUND)
-    temperature: float = 0.7
-    max_tokens: int = 768
-    budget: ImageBudget = ImageBudget()
-    jpeg_quality: int = 90
-    pass_through_jpeg: bool = True        # send a camera JPEG unchanged when the budget only rounds its size
-    goal_timeout: float = 60.0            # [s]
-    max_image_age: float = 1.0            # [s]
-    max_instruction_chars: int = 4000
-    lift: LiftSettings = LiftSettings()
-    camera_lift: Mapping[str, LiftSettings] = field(default_factory=dict)   # per camera; missing = lift
-    target_frame: str = ''                # frame of 3D answers; '' = the image's optical frame
-    transform_timeout: float = 0.2        # [s] longest wait for the transform at the image's stamp
-    extra_body: dict[str, Any] = field(default_factory=dict)   # merged into every request body
-    processor_kwargs: bool = False        # send the budget as mm_processor_kwargs (--trust-request-mm-kwargs)
+    """No defaults here: the parameter table (node/parameters.py) is the one source of them."""
+
+    model_family: str    # auto | robobrain2.0 | robobrain2.5
+    model_size: str    # auto | 3b | 7b | 32b
+    thinking: bool | None    # node default: True, False, or None (append nothing)
+    structured_outputs: bool
+    allow_empty_answer: bool    # the constraint lets the model say "nothing found" ([]: NOT_FOUND)
+    temperature: float
+    max_tokens: int
+    budget: ImageBudget
+    jpeg_quality: int
+    pass_through_jpeg: bool    # send a camera JPEG unchanged when the budget only rounds its size
+    goal_timeout: float    # [s]
+    max_image_age: float    # [s]
+    max_instruction_chars: int
+    lift: LiftSettings
+    camera_lift: Mapping[str, LiftSettings]    # per camera; missing = lift
+    target_frame: str    # frame of 3D answers; '' = the image's optical frame
+    transform_timeout: float    # [s] longest wait for the transform at the image's stamp
+    extra_body: dict[str, Any]    # merged into every request body
+    processor_kwargs: bool    # send the budget as mm_processor_kwargs (--trust-request-mm-kwargs)
 
 
 @dataclass

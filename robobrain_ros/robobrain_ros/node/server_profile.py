@@ -28,12 +28,14 @@ PROMPT_TEXT_TOKENS = 320
 
 @dataclass(frozen=True)
 class NegotiationSettings:
-    model: str = ''                  # server.model; '' = the first model the server lists
-    family: str = 'auto'             # model.family
-    size: str = 'auto'               # model.size
-    check_constraint: bool = True    # server.self_check: prove the constraint is enforced
-    check_vision: bool = False       # server.vision_check: probe image with a known answer
-    budget: ImageBudget = ImageBudget()
+    """No defaults here: the parameter table (node/parameters.py) is the one source of them."""
+
+    model: str    # server.model; '' = the first model the server lists
+    family: str    # model.family
+    size: str    # model.size
+    check_constraint: bool    # server.self_check: prove the constraint is enforced
+    check_vision: bool    # server.vision_check: probe image with a known answer
+    budget: ImageBudget
 
 
 @dataclass(frozen=True)
