@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from robobrain_ros.client.base_urls import base_url_problem
+from robobrain_ros.model_client.base_urls import base_url_problem
 
 # Fast DDS reads its XML profiles from one of these (FASTRTPS_ is the name before Fast DDS 3).
 FASTDDS_PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robobrain_ros.client import ClientConfig
-from robobrain_ros.client.api_key import insecure_key_urls
-from robobrain_ros.client.api_key import load_api_key as client_load_api_key
 from robobrain_ros.consistency.cli import main as consistency_main
 from robobrain_ros.consistency.collect import GenerationSettings, SampleAnswer
 from robobrain_ros.consistency.reference_file import save_reference
 from robobrain_ros.consistency.samples import SHIPPED_SAMPLES, load_samples
+from robobrain_ros.model_client import ClientConfig
+from robobrain_ros.model_client.api_key import insecure_key_urls
+from robobrain_ros.model_client.api_key import load_api_key as client_load_api_key
 from robobrain_ros.node.parameters import PARAMETERS, load_api_key
 from robobrain_ros.protocol import ModelFamily, ModelSize, ModelSpec
 from robobrain_ros.serve.api_key import take_api_key
@@ -97,7 +97,7 @@ def test_a_key_over_plain_http_to_another_host_is_named():
 
 def test_the_key_loader_needs_no_ros():
     # The consistency tool loads keys the node's way and must run where ROS is not installed.
-    code = ('import sys; import robobrain_ros.consistency.cli, robobrain_ros.client.api_key; '
+    code = ('import sys; import robobrain_ros.consistency.cli, robobrain_ros.model_client.api_key; '
             "assert 'rclpy' not in sys.modules, 'rclpy imported'")
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

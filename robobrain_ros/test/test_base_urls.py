@@ -2,9 +2,9 @@
 
 import pytest
 
-from robobrain_ros.client import ChatClient, ClientConfig
-from robobrain_ros.client.base_urls import base_url_problem, base_urls_problem, split_base_urls
 from robobrain_ros.launch_plan import LaunchArgumentError, parse_server_urls
+from robobrain_ros.model_client import ChatClient, ClientConfig
+from robobrain_ros.model_client.base_urls import base_url_problem, base_urls_problem, split_base_urls
 
 GOOD = ['http://127.0.0.1:9010/v1', 'https://brain.example.org/v1', 'http://[::1]:9010/v1', 'http://gpu-host']
 BAD = {

@@ -16,7 +16,7 @@ import types
 import aiohttp
 import pytest
 
-from robobrain_ros.client import (
+from robobrain_ros.model_client import (
     ChatClient,
     ClientConfig,
     ServerError,
@@ -25,9 +25,9 @@ from robobrain_ros.client import (
     choose_constraint,
     fetch_server_info,
 )
-from robobrain_ros.client import generation as generation_module
-from robobrain_ros.client.chat_client import aiohttp_version_problem
-from robobrain_ros.client.generation import GenerationRunner
+from robobrain_ros.model_client import generation as generation_module
+from robobrain_ros.model_client.chat_client import aiohttp_version_problem
+from robobrain_ros.model_client.generation import GenerationRunner
 from robobrain_ros.protocol import ConstraintDialect
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 

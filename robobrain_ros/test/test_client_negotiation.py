@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from robobrain_ros.client import (
+from robobrain_ros.model_client import (
     ChatClient,
     ClientConfig,
     check_constraint,
@@ -24,8 +24,8 @@ from robobrain_ros.client import (
     fetch_server_info,
     measure_image_limit,
 )
-from robobrain_ros.client.self_checks import PROBE_CENTER, PROBE_RADIUS, PROBE_SIZE, vision_probe_image
-from robobrain_ros.client.server_info import STRUCTURED_OUTPUTS_SINCE, ServerInfo, version_tuple
+from robobrain_ros.model_client.self_checks import PROBE_CENTER, PROBE_RADIUS, PROBE_SIZE, vision_probe_image
+from robobrain_ros.model_client.server_info import STRUCTURED_OUTPUTS_SINCE, ServerInfo, version_tuple
 from robobrain_ros.protocol import (
     ConstraintDialect,
     ImageBudget,

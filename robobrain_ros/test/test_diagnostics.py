@@ -3,7 +3,7 @@ in, and a camera's. (The node publishes them at 1 Hz: test_node_outputs and test
 
 from diagnostic_msgs.msg import DiagnosticStatus
 
-from robobrain_ros.client.chat_client import ServerHealth
+from robobrain_ros.model_client.chat_client import ServerHealth
 from robobrain_ros.node import parameters
 from robobrain_ros.node.camera import Camera, CameraTopics
 from robobrain_ros.node.diagnostics import GoalCounts, camera_status, server_status

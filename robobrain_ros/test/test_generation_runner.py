@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from robobrain_ros.client import ChatClient, ClientConfig
-from robobrain_ros.client.generation import GenerationRunner
+from robobrain_ros.model_client import ChatClient, ClientConfig
+from robobrain_ros.model_client.generation import GenerationRunner
 from robobrain_ros.node.query_pipeline import CancelToken
 
 

@@ -13,7 +13,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from robobrain_ros.client import ChatClient, ClientConfig
+from robobrain_ros.model_client import ChatClient, ClientConfig
 from robobrain_ros.protocol import (
     ConstraintDialect,
     ImageBudget,

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import QueryStatus
-from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig
-from robobrain_ros.client.generation import Generation
+from robobrain_ros.model_client import ChatClient, ChatClientError, ClientConfig
+from robobrain_ros.model_client.generation import Generation
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.markers import answer_markers
 from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryRequest

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from robobrain_ros.bench.direct import DirectClient
-from robobrain_ros.client import ChatClient, ClientConfig
-from robobrain_ros.client.sse import DONE, StreamDelta, StreamFormatError, Usage, stream_delta, stream_line
+from robobrain_ros.model_client import ChatClient, ClientConfig
+from robobrain_ros.model_client.sse import DONE, StreamDelta, StreamFormatError, Usage, stream_delta, stream_line
 from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 

@@ -57,7 +57,7 @@ from common import (  # noqa: E402
 )
 
 from robobrain_ros.bench.common import GPU_FORCED_TOKENS, INSTRUCTION  # noqa: E402
-from robobrain_ros.client.sse import DONE, Usage, stream_delta, stream_line  # noqa: E402
+from robobrain_ros.model_client.sse import DONE, Usage, stream_delta, stream_line  # noqa: E402
 from robobrain_ros.protocol import (  # noqa: E402
     ConstraintDialect,
     ImageBudget,

@@ -18,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-ROS_FREE_PACKAGES = ('robobrain_ros.protocol', 'robobrain_ros.client', 'robobrain_ros.serve')
+ROS_FREE_PACKAGES = ('robobrain_ros.protocol', 'robobrain_ros.model_client', 'robobrain_ros.serve')
 SOURCE_PACKAGE = Path(__file__).resolve().parents[2] / 'robobrain_ros' / 'robobrain_ros'
 
 

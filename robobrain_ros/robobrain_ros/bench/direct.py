@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from robobrain_ros.bench.common import forced_extra
-from robobrain_ros.client.sse import DONE, stream_delta, stream_line
+from robobrain_ros.model_client.sse import DONE, stream_delta, stream_line
 from robobrain_ros.protocol import (
     ConstraintDialect,
     ImageBudget,

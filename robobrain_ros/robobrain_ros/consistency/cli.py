@@ -21,8 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from robobrain_ros.client import ChatClient, ChatClientError, ClientConfig
-from robobrain_ros.client.api_key import insecure_key_urls, load_api_key
+from robobrain_ros.model_client import ChatClient, ChatClientError, ClientConfig
+from robobrain_ros.model_client.api_key import insecure_key_urls, load_api_key
 from robobrain_ros.protocol import ModelSpec, parse_completion
 
 from .baseline import BaselineError, calibrated_gate, check_same_reference, load_baseline

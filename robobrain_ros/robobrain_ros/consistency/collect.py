@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from robobrain_ros.client import ChatClient, ServerError, choose_constraint, fetch_server_info
+from robobrain_ros.model_client import ChatClient, ServerError, choose_constraint, fetch_server_info
 from robobrain_ros.protocol import (
     BuiltRequest,
     ConstraintDialect,

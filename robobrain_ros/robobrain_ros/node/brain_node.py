@@ -42,10 +42,10 @@ from visualization_msgs.msg import MarkerArray
 from robobrain_interfaces.msg import QueryStatus, TrajectoryAnswer
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.action_table import ACTIONS, ANSWER_TOPICS, BrainAction
-from robobrain_ros.client import ChatClient, ClientConfig, ServerUnreachable
-from robobrain_ros.client.api_key import insecure_key_urls
-from robobrain_ros.client.base_urls import base_urls_problem
-from robobrain_ros.client.generation import GenerationRunner
+from robobrain_ros.model_client import ChatClient, ClientConfig, ServerUnreachable
+from robobrain_ros.model_client.api_key import insecure_key_urls
+from robobrain_ros.model_client.base_urls import base_urls_problem
+from robobrain_ros.model_client.generation import GenerationRunner
 from robobrain_ros.node import diagnostics, parameters, rclpy_private_api
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera

@@ -13,8 +13,8 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from robobrain_ros.client import ClientConfig, split_base_urls
-from robobrain_ros.client import api_key as client_api_key
+from robobrain_ros.model_client import ClientConfig, split_base_urls
+from robobrain_ros.model_client import api_key as client_api_key
 from robobrain_ros.node.camera import DEFAULT_CAMERA, CameraTopics, camera_name_problem
 from robobrain_ros.node.depth_lifting import LiftSettings
 from robobrain_ros.node.query_pipeline import PipelineSettings

@@ -19,8 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from robobrain_ros.client import ChatClientError, ServerUnreachable, StreamStalled
-from robobrain_ros.client.generation import STAGE_GENERATING, STAGE_QUEUED, CancelLatch, Generation, GenerationRunner
+from robobrain_ros.model_client import ChatClientError, ServerUnreachable, StreamStalled
+from robobrain_ros.model_client.generation import (
+    STAGE_GENERATING,
+    STAGE_QUEUED,
+    CancelLatch,
+    Generation,
+    GenerationRunner,
+)
 from robobrain_ros.node.camera import Camera
 from robobrain_ros.node.depth_lifting import LiftSettings, lift_answer_points
 from robobrain_ros.node.frame_cache import CachedFrame

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from robobrain_ros.client import ChatClientError, ServerUnreachable
-from robobrain_ros.client.generation import GenerationRunner
+from robobrain_ros.model_client import ChatClientError, ServerUnreachable
+from robobrain_ros.model_client.generation import GenerationRunner
 from robobrain_ros.node.server_profile import NegotiationSettings, ServerProfile, negotiate
 
 # [s] longest a goal waits for the first negotiation with a server that came back.

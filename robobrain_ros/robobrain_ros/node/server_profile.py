@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robobrain_ros.client import (
+from robobrain_ros.model_client import (
     ChatClient,
     ChatClientError,
     check_constraint,

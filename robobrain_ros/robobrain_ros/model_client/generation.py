@@ -16,8 +16,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from robobrain_ros.client.chat_client import ChatClient, ChatClientError
-from robobrain_ros.client.sse import Usage
+from robobrain_ros.model_client.chat_client import ChatClient, ChatClientError
+from robobrain_ros.model_client.sse import Usage
 
 T = TypeVar('T')
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import aiohttp
 
-from robobrain_ros.client.base_urls import base_urls_problem
-from robobrain_ros.client.sse import DONE, StreamFormatError, Usage, stream_delta, stream_line
+from robobrain_ros.model_client.base_urls import base_urls_problem
+from robobrain_ros.model_client.sse import DONE, StreamFormatError, Usage, stream_delta, stream_line
 
 # The oldest aiohttp the robots' distributions ship: python3-aiohttp 3.8 on Ubuntu 22.04 (Humble).
 MIN_AIOHTTP = (3, 8)

@@ -1,7 +1,8 @@
-"""HTTP side: an async OpenAI-compatible streaming client, server negotiation and self-checks. No ROS types."""
+"""The model server's client (HTTP): an async OpenAI-compatible streaming client, server negotiation and self-checks.
+No ROS types. (brain_client is the other client: the ROS client of the brain node's actions.)"""
 
-from robobrain_ros.client.base_urls import split_base_urls
-from robobrain_ros.client.chat_client import (
+from robobrain_ros.model_client.base_urls import split_base_urls
+from robobrain_ros.model_client.chat_client import (
     MIN_AIOHTTP,
     ChatClient,
     ChatClientError,
@@ -13,7 +14,7 @@ from robobrain_ros.client.chat_client import (
     StreamStalled,
     server_root,
 )
-from robobrain_ros.client.self_checks import (
+from robobrain_ros.model_client.self_checks import (
     ConstraintCheck,
     ImageLimit,
     VisionCheck,
@@ -21,8 +22,8 @@ from robobrain_ros.client.self_checks import (
     check_vision,
     measure_image_limit,
 )
-from robobrain_ros.client.server_info import ServedModel, ServerInfo, choose_constraint, fetch_server_info
-from robobrain_ros.client.sse import Usage
+from robobrain_ros.model_client.server_info import ServedModel, ServerInfo, choose_constraint, fetch_server_info
+from robobrain_ros.model_client.sse import Usage
 
 __all__ = [
     "MIN_AIOHTTP", "ChatClient", "ChatClientError", "ClientConfig", "ConstraintCheck", "ImageLimit",

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from robobrain_ros.client.chat_client import ChatClient, ServerError, server_root
+from robobrain_ros.model_client.chat_client import ChatClient, ServerError, server_root
 from robobrain_ros.protocol import ConstraintDialect
 
 # The first vLLM release whose chat API takes `structured_outputs`.

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from robobrain_ros.client.chat_client import ChatClient, ServerError
+from robobrain_ros.model_client.chat_client import ChatClient, ServerError
 from robobrain_ros.protocol import (
     ConstraintDialect,
     ImageBudget,
