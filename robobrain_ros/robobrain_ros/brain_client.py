@@ -35,7 +35,7 @@ from unique_identifier_msgs.msg import UUID
 from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.action_table import ACTIONS
-from robobrain_ros.answer_format import REJECTED_REASON, message_to_data, summary_lines
+from robobrain_ros.outcome_summary import REJECTED_REASON, message_to_data, summary_lines
 from robobrain_ros.protocol.thinking import GOAL_WORDS, THINKING_DEFAULT
 
 # Action name -> action type, from the one table of the six actions.

@@ -34,7 +34,7 @@ from robobrain_ros.consistency.report import (
 )
 from robobrain_ros.consistency.samples import GroundTruth, Sample
 from robobrain_ros.consistency.scoring import Tolerances, compare_answers, task_scores
-from robobrain_ros.protocol import Answer, PixelBox, PixelPoint, Task
+from robobrain_ros.protocol import Answer, AnswerBox, AnswerPoint, Task
 
 
 def test_frechet_of_parallel_lines_is_their_gap():
@@ -99,8 +99,8 @@ def test_different_tokens_cannot_be_compared():
 
 
 def _answer(task, points=(), box=None, text=''):
-    return Answer(task=task, raw=text, answer=text, points=[PixelPoint(x, y) for x, y in points],
-                  box=None if box is None else PixelBox(*box))
+    return Answer(task=task, raw=text, answer=text, points=[AnswerPoint(x, y) for x, y in points],
+                  box=None if box is None else AnswerBox(*box))
 
 
 def test_answer_agreement_per_task():

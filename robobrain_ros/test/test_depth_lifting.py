@@ -16,13 +16,13 @@ from lift_scene_support import PLANE, Lens, render_depth, true_points
 
 from robobrain_ros.node.depth_lifting import LiftSettings, lift_answer_points
 from robobrain_ros.node.frame_cache import CachedFrame, FrameCache
-from robobrain_ros.protocol.answer import PixelPoint
+from robobrain_ros.protocol.answer import AnswerPoint
 
 WIDTH, HEIGHT = 160, 120
 FRAME = 'rgbd_color_optical_frame'
 STAMP = 1_700_000_000.25          # [s] the camera's frames, colour and depth alike
 LENS = Lens(130.0, 129.0, 79.6, 60.8, 'plumb_bob', (-0.28, 0.09, 0.004, -0.003, -0.012))
-POINTS = [PixelPoint(2.5, 2.5), PixelPoint(157.5, 117.5), PixelPoint(80.5, 60.5)]
+POINTS = [AnswerPoint(2.5, 2.5), AnswerPoint(157.5, 117.5), AnswerPoint(80.5, 60.5)]
 SETTINGS = LiftSettings(sync_tolerance=0.05, depth_wait=0.0, window=5, depth_registered=False, rectified=False)
 
 

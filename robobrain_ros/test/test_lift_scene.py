@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from lift_scene_support import PLANE, Lens, render_depth, true_points
 
-from robobrain_ros.protocol.answer import PixelPoint
+from robobrain_ros.protocol.answer import AnswerPoint
 from robobrain_ros.protocol.camera_model import CameraModel
 from robobrain_ros.protocol.lift import lift_points
 
@@ -46,7 +46,7 @@ def camera_of(lens: Lens, width: int = WIDTH, height: int = HEIGHT, p=NO_P, mode
 def lift(pixels, depth: np.ndarray, camera: CameraModel, rectified: bool = False, window: int = 1,
          unit: float = 1.0, colour_size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
     """(N, 3) lifted positions; every point must be valid."""
-    lifted = lift_points([PixelPoint(x, y) for x, y in pixels], colour_size, depth, unit, camera, rectified, window)
+    lifted = lift_points([AnswerPoint(x, y) for x, y in pixels], colour_size, depth, unit, camera, rectified, window)
     assert all(point.valid for point in lifted)
     return np.array([(point.x, point.y, point.z) for point in lifted])
 
@@ -141,7 +141,7 @@ def test_rectified_images_use_p_and_no_distortion():
 def test_unknown_distortion_model_with_coefficients_is_refused(scene):
     lens, depth = scene
     with pytest.raises(ValueError, match="unknown distortion model 'kannala_brandt' with non-zero D"):
-        lift_points([PixelPoint(10.5, 10.5)], (WIDTH, HEIGHT), depth, 1.0, camera_of(lens, model='kannala_brandt'),
+        lift_points([AnswerPoint(10.5, 10.5)], (WIDTH, HEIGHT), depth, 1.0, camera_of(lens, model='kannala_brandt'),
                     False)
 
 
@@ -160,7 +160,7 @@ def test_a_model_without_coefficients_is_a_pinhole():
 def test_coefficient_counts_opencv_cannot_use_are_refused(model, d, words):
     depth = np.full((HEIGHT, WIDTH), 2.0, np.float32)
     with pytest.raises(ValueError, match=words):
-        lift_points([PixelPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, camera_of(LENSES['plumb_bob'], model=model,
+        lift_points([AnswerPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, camera_of(LENSES['plumb_bob'], model=model,
                                                                                    d=d), False)
 
 
@@ -168,9 +168,9 @@ def test_missing_calibration_is_refused():
     depth = np.full((HEIGHT, WIDTH), 2.0, np.float32)
     unset = CameraModel.from_fields(WIDTH, HEIGHT, [0.0] * 9, (), 'plumb_bob', NO_P)
     with pytest.raises(ValueError, match='K is not set'):
-        lift_points([PixelPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, unset, False)
+        lift_points([AnswerPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, unset, False)
     with pytest.raises(ValueError, match='rectified but camera_info P has no focal lengths'):
-        lift_points([PixelPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, camera_of(LENSES['plumb_bob']), True)
+        lift_points([AnswerPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, camera_of(LENSES['plumb_bob']), True)
 
 
 @pytest.mark.parametrize('depth_size, info_size, words', [
@@ -181,4 +181,4 @@ def test_sizes_that_do_not_fit_are_refused(depth_size, info_size, words):
     depth = np.full((depth_size[1], depth_size[0]), 2.0, np.float32)
     camera = camera_of(LENSES['plumb_bob'], *info_size)
     with pytest.raises(ValueError, match=re.escape(words)):
-        lift_points([PixelPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, camera, False)
+        lift_points([AnswerPoint(1.0, 1.0)], (WIDTH, HEIGHT), depth, 1.0, camera, False)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from robobrain_ros.protocol import Answer, PixelBox, PixelPoint, Task, draw_annotations
+from robobrain_ros.protocol import Answer, AnswerBox, AnswerPoint, Task, draw_annotations
 from robobrain_ros.protocol.annotate import (
     BOX_COLOUR,
     POINT_COLOUR,
@@ -28,7 +28,7 @@ def _colour(image, x, y):
 
 
 def test_points_are_filled_and_clipped_points_hollow(image):
-    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(100.5, 150.5), PixelPoint(320.0, 120.0, clipped=True)])
+    answer = Answer(Task.POINTING, raw='', points=[AnswerPoint(100.5, 150.5), AnswerPoint(320.0, 120.0, clipped=True)])
     out = draw_annotations(image, answer, 'pointing: the mug')
     radius = mark_radius((WIDTH, HEIGHT))
     assert _colour(out, 100, 150) == POINT_COLOUR
@@ -39,7 +39,7 @@ def test_points_are_filled_and_clipped_points_hollow(image):
 
 
 def test_point_numbers_are_drawn_beside_the_points(image):
-    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(100.0, 150.0)])
+    answer = Answer(Task.POINTING, raw='', points=[AnswerPoint(100.0, 150.0)])
     out = draw_annotations(image, answer, 't')
     radius = mark_radius((WIDTH, HEIGHT))
     label = out[150 - radius - 14:150 - radius - 1, 100 + radius + 2:100 + radius + 14]
@@ -47,7 +47,7 @@ def test_point_numbers_are_drawn_beside_the_points(image):
 
 
 def test_box_is_a_rectangle(image):
-    answer = Answer(Task.GROUNDING, raw='', box=PixelBox(40.0, 60.0, 200.0, 180.0))
+    answer = Answer(Task.GROUNDING, raw='', box=AnswerBox(40.0, 60.0, 200.0, 180.0))
     out = draw_annotations(image, answer, 'grounding: the cup')
     for x, y in [(40, 120), (200, 120), (120, 60), (120, 180)]:
         assert _colour(out, x, y) == BOX_COLOUR
@@ -56,7 +56,7 @@ def test_box_is_a_rectangle(image):
 
 def test_trajectory_is_a_polyline_with_numbered_points(image):
     answer = Answer(Task.TRAJECTORY, raw='',
-                    points=[PixelPoint(50.0, 100.0), PixelPoint(150.0, 200.0), PixelPoint(250.0, 100.0)])
+                    points=[AnswerPoint(50.0, 100.0), AnswerPoint(150.0, 200.0), AnswerPoint(250.0, 100.0)])
     out = draw_annotations(image, answer, 'trajectory: reach')
     for x, y in [(50, 100), (150, 200), (250, 100)]:
         assert _colour(out, x, y) == TRAJECTORY_POINT_COLOUR
@@ -81,14 +81,14 @@ def test_long_title_is_truncated_to_fit(image):
 
 
 def test_marks_are_drawn_over_the_title_band(image):
-    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(300.0, 2.0)])
+    answer = Answer(Task.POINTING, raw='', points=[AnswerPoint(300.0, 2.0)])
     out = draw_annotations(image, answer, 'a')
     assert _colour(out, 300, 2) == POINT_COLOUR
 
 
 def test_input_is_untouched_and_output_deterministic(image):
     before = image.copy()
-    answer = Answer(Task.POINTING, raw='', points=[PixelPoint(10.0, 20.0)], box=PixelBox(1, 2, 30, 40))
+    answer = Answer(Task.POINTING, raw='', points=[AnswerPoint(10.0, 20.0)], box=AnswerBox(1, 2, 30, 40))
     first = draw_annotations(image, answer, 'title')
     second = draw_annotations(image, answer, 'title')
     assert np.array_equal(image, before)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from robobrain_ros.protocol.answer import PixelPoint
+from robobrain_ros.protocol.answer import AnswerPoint
 from robobrain_ros.protocol.camera_model import CameraModel
 from robobrain_ros.protocol.lift import DepthSource, LiftedPoint, lift_points
 
@@ -23,9 +23,9 @@ def lift(points, depth, camera, depth_unit, window=5):
     return lift_points(points, SIZE, depth, depth_unit, camera, False, window)
 
 
-def _centre(column: int, row: int) -> PixelPoint:
+def _centre(column: int, row: int) -> AnswerPoint:
     """Continuous coordinates of a pixel's centre."""
-    return PixelPoint(column + 0.5, row + 0.5)
+    return AnswerPoint(column + 0.5, row + 0.5)
 
 
 def test_from_fields_reads_row_major_k_and_p():
@@ -61,7 +61,7 @@ def test_metre_float_depth_gives_exact_point():
 
 def test_principal_point_lies_on_the_optical_axis():
     depth = np.full((HEIGHT, WIDTH), 3000, np.uint16)
-    (lifted,) = lift([PixelPoint(4.5, 3.5)], depth, CAMERA, 0.001)
+    (lifted,) = lift([AnswerPoint(4.5, 3.5)], depth, CAMERA, 0.001)
     assert (lifted.x, lifted.y, lifted.z) == pytest.approx((0.0, 0.0, 3.0))
 
 
@@ -108,8 +108,8 @@ def test_no_valid_depth_is_invalid():
 
 @pytest.mark.parametrize(
     'point',
-    [PixelPoint(-0.1, 2.0), PixelPoint(8.01, 2.0), PixelPoint(2.0, 6.5), PixelPoint(math.nan, 1.0),
-     PixelPoint(1.0, math.inf)],
+    [AnswerPoint(-0.1, 2.0), AnswerPoint(8.01, 2.0), AnswerPoint(2.0, 6.5), AnswerPoint(math.nan, 1.0),
+     AnswerPoint(1.0, math.inf)],
 )
 def test_out_of_image_points_are_invalid(point):
     depth = np.full((HEIGHT, WIDTH), 1000, np.uint16)
@@ -119,14 +119,14 @@ def test_out_of_image_points_are_invalid(point):
 
 def test_points_on_the_far_border_are_inside():
     depth = np.full((HEIGHT, WIDTH), 1000, np.uint16)
-    (lifted,) = lift([PixelPoint(8.0, 6.0, clipped=True)], depth, CAMERA, 0.001, window=1)
+    (lifted,) = lift([AnswerPoint(8.0, 6.0, clipped=True)], depth, CAMERA, 0.001, window=1)
     assert lifted.valid and lifted.x == pytest.approx((7.5 - 4) / 100) and lifted.y == pytest.approx((5.5 - 3) / 50)
 
 
 def test_one_result_per_point_in_order():
     depth = np.full((HEIGHT, WIDTH), 1000, np.uint16)
     depth[:, 4:] = 2000
-    lifted = lift([_centre(0, 0), PixelPoint(-1, 0), _centre(7, 0)], depth, CAMERA, 0.001, window=1)
+    lifted = lift([_centre(0, 0), AnswerPoint(-1, 0), _centre(7, 0)], depth, CAMERA, 0.001, window=1)
     assert [p.valid for p in lifted] == [True, False, True]
     assert [p.depth for p in lifted[::2]] == pytest.approx([1.0, 2.0])
     assert lift([], depth, CAMERA, 0.001) == []
@@ -140,7 +140,7 @@ def test_size_mismatch_names_both_sizes():
 def test_depth_of_twice_the_resolution_is_sampled_under_the_point():
     depth = np.full((2 * HEIGHT, 2 * WIDTH), 1000, np.uint16)
     depth[9, 13] = 3000   # under colour pixel (6, 4): depth pixels 12..13 x 8..9
-    (lifted,) = lift_points([PixelPoint(6.9, 4.9)], SIZE, depth, 0.001, CAMERA, False, 1)
+    (lifted,) = lift_points([AnswerPoint(6.9, 4.9)], SIZE, depth, 0.001, CAMERA, False, 1)
     assert lifted.z == pytest.approx(3.0)
     assert (lifted.x, lifted.y) == pytest.approx(((6.4 - 4) * 3 / 100, (4.4 - 3) * 3 / 50))
 

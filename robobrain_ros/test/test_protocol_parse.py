@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robobrain_ros.protocol import (
+    AnswerBox,
+    AnswerPoint,
+    AnswerStep,
     ModelFamily,
     ModelSize,
     ModelSpec,
-    PixelBox,
-    PixelPoint,
-    PlanStep,
     Task,
     parse_completion,
 )
@@ -51,10 +51,10 @@ def test_published_answers_with_thinking_on(name):
     assert answer.thinking == case['thinking'].strip()
     assert answer.answer == case['answer']
     if name == 'affordance':
-        assert answer.box == PixelBox(*EXPECTED[name])
+        assert answer.box == AnswerBox(*EXPECTED[name])
         assert answer.points == []
     else:
-        assert answer.points == [PixelPoint(float(x), float(y)) for x, y in EXPECTED[name]]
+        assert answer.points == [AnswerPoint(float(x), float(y)) for x, y in EXPECTED[name]]
         assert answer.box is None
     assert answer.depths == [] and answer.steps == []
 
@@ -102,7 +102,7 @@ def test_thinking_that_echoes_the_open_tag_is_still_cut_short_in_any_mode():
 def test_tags_present_or_absent_in_any_mode(completion, thinking):
     answer = parse_completion(Task.POINTING, completion, thinking, (640, 480), (640, 480), R20)
     assert answer.ok, answer.error
-    assert answer.points == [PixelPoint(10.0, 20.0)]
+    assert answer.points == [AnswerPoint(10.0, 20.0)]
     assert answer.answer == '[(10, 20)]'
 
 
@@ -121,59 +121,59 @@ def test_tags_present_or_absent_in_any_mode(completion, thinking):
 def test_point_list_variants(text):
     answer = parse_completion(Task.TRAJECTORY, text, None, (640, 480), (640, 480), R20)
     assert answer.ok, answer.error
-    assert answer.points == [PixelPoint(10.0, 20.0), PixelPoint(30.0, 40.0)]
+    assert answer.points == [AnswerPoint(10.0, 20.0), AnswerPoint(30.0, 40.0)]
 
 
 def test_float_coordinates_are_kept():
     answer = parse_completion(Task.POINTING, '[(10.25, .5)]', None, (640, 480), (640, 480), R20)
-    assert answer.points == [PixelPoint(10.25, 0.5)]
+    assert answer.points == [AnswerPoint(10.25, 0.5)]
 
 
 def test_points_map_from_sent_to_original_pixels():
     # Sent at 644x476 (processor size of 1280x960 at a small budget, for instance): scale 2 / ~2.0168
     answer = parse_completion(Task.POINTING, '[(322, 238), (0, 476)]', None, (644, 476), (1288, 952), R20)
-    assert answer.points == [PixelPoint(644.0, 476.0), PixelPoint(0.0, 952.0)]
+    assert answer.points == [AnswerPoint(644.0, 476.0), AnswerPoint(0.0, 952.0)]
 
 
 def test_out_of_image_points_are_clipped_and_flagged_not_dropped():
     answer = parse_completion(Task.POINTING, '[(-5, 10), (700, 500), (320, 240)]', None, (640, 480), (640, 480), R20)
     assert answer.ok
     assert answer.points == [
-        PixelPoint(0.0, 10.0, clipped=True),
-        PixelPoint(640.0, 480.0, clipped=True),
-        PixelPoint(320.0, 240.0, clipped=False),
+        AnswerPoint(0.0, 10.0, clipped=True),
+        AnswerPoint(640.0, 480.0, clipped=True),
+        AnswerPoint(320.0, 240.0, clipped=False),
     ]
 
 
 def test_box_is_scaled_normalised_and_clipped():
     answer = parse_completion(Task.GROUNDING, '[300, 200, 100, 50]', None, (320, 240), (640, 480), R20)
-    assert answer.box == PixelBox(200.0, 100.0, 600.0, 400.0, clipped=False)
+    assert answer.box == AnswerBox(200.0, 100.0, 600.0, 400.0, clipped=False)
     clipped = parse_completion(Task.AFFORDANCE, '[-10, 20, 400, 100]', None, (320, 240), (640, 480), R20)
-    assert clipped.box == PixelBox(0.0, 40.0, 640.0, 200.0, clipped=True)
+    assert clipped.box == AnswerBox(0.0, 40.0, 640.0, 200.0, clipped=True)
 
 
 def test_box_from_two_corner_points():
     answer = parse_completion(Task.GROUNDING, '[(10, 20), (30, 40)]', None, (640, 480), (640, 480), R20)
-    assert answer.box == PixelBox(10.0, 20.0, 30.0, 40.0)
+    assert answer.box == AnswerBox(10.0, 20.0, 30.0, 40.0)
 
 
 def test_robobrain_2_5_relative_coordinates_and_depth():
     pointing = parse_completion(Task.POINTING, '[(500, 250)]', None, (999, 999), (640, 480), R25)
-    assert pointing.points == [PixelPoint(320.0, 120.0)]
+    assert pointing.points == [AnswerPoint(320.0, 120.0)]
     assert pointing.depths == []
     trajectory = parse_completion(
         Task.TRAJECTORY, '[(0, 1000, 0.52), (250, 500, 0.481), (1100, 500)]', None, (0, 0), (640, 480), R25
     )
-    assert trajectory.points == [PixelPoint(0.0, 480.0), PixelPoint(160.0, 240.0),
-                                 PixelPoint(640.0, 240.0, clipped=True)]
+    assert trajectory.points == [AnswerPoint(0.0, 480.0), AnswerPoint(160.0, 240.0),
+                                 AnswerPoint(640.0, 240.0, clipped=True)]
     assert trajectory.depths[:2] == [0.52, 0.481] and math.isnan(trajectory.depths[2])
     box = parse_completion(Task.GROUNDING, '[100, 100, 500, 500]', None, (1, 1), (1000, 2000), R25)
-    assert box.box == PixelBox(100.0, 200.0, 500.0, 1000.0)
+    assert box.box == AnswerBox(100.0, 200.0, 500.0, 1000.0)
 
 
 def test_robobrain_2_0_trajectory_ignores_a_third_number_as_depth():
     answer = parse_completion(Task.TRAJECTORY, '[(1, 2, 3)]', None, (640, 480), (640, 480), R20)
-    assert answer.points == [PixelPoint(1.0, 2.0)] and answer.depths == []
+    assert answer.points == [AnswerPoint(1.0, 2.0)] and answer.depths == []
 
 
 @pytest.mark.parametrize(('task', 'what'), [(Task.POINTING, 'points'), (Task.TRAJECTORY, 'points'),
@@ -256,9 +256,9 @@ def test_plan_formats(text):
     answer = parse_completion(Task.PLANNING, text + '</answer>', False, (1, 1), (1, 1), R20)
     assert answer.ok, answer.error
     assert answer.steps == [
-        PlanStep(1, 'Pick up the cup'),
-        PlanStep(2, 'Move it to the sink'),
-        PlanStep(3, 'Release it'),
+        AnswerStep(1, 'Pick up the cup'),
+        AnswerStep(2, 'Move it to the sink'),
+        AnswerStep(3, 'Release it'),
     ]
 
 
@@ -273,15 +273,15 @@ def test_roboos_json_plan_in_a_fence():
     text = 'Sure.\n```json\n' + json.dumps(plan, indent=2) + '\n```'
     answer = parse_completion(Task.PLANNING, text, None, (1, 1), (1, 1), R20)
     assert answer.ok, answer.error
-    assert answer.steps == [PlanStep(1, 'Pick up the cup', 'arm_a'), PlanStep(2, 'Open the cabinet', 'arm_b')]
+    assert answer.steps == [AnswerStep(1, 'Pick up the cup', 'arm_a'), AnswerStep(2, 'Open the cabinet', 'arm_b')]
     assert answer.reasoning == 'The cup must be held before it can be moved.'
 
 
 def test_bare_json_plan_and_list_of_strings():
     answer = parse_completion(Task.PLANNING, '["grasp", "lift"]', None, (1, 1), (1, 1), R20)
-    assert answer.steps == [PlanStep(1, 'grasp'), PlanStep(2, 'lift')]
+    assert answer.steps == [AnswerStep(1, 'grasp'), AnswerStep(2, 'lift')]
     bad_json = parse_completion(Task.PLANNING, '{"subtask_list": [}\n1. grasp', None, (1, 1), (1, 1), R20)
-    assert bad_json.steps == [PlanStep(1, 'grasp')]
+    assert bad_json.steps == [AnswerStep(1, 'grasp')]
 
 
 def test_empty_plan_is_an_error():

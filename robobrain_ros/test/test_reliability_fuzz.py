@@ -26,9 +26,9 @@ from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.markers import answer_markers
 from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryRequest
 from robobrain_ros.protocol import (
+    AnswerPoint,
     CameraModel,
     ModelFamily,
-    PixelPoint,
     Task,
     draw_annotations,
     lift_points,
@@ -60,12 +60,12 @@ def test_any_completion_becomes_a_valid_result_message(task, family, thinking, t
         outcome.fail(QueryCode.PARSE_ERROR, answer.error)
     elif answer.not_found:
         outcome.fail(QueryCode.NOT_FOUND, 'nothing found')
-    points = list(answer.points) or ([PixelPoint((answer.box.x_min + answer.box.x_max) / 2, answer.box.y_min)]
+    points = list(answer.points) or ([AnswerPoint((answer.box.x_min + answer.box.x_max) / 2, answer.box.y_min)]
                                      if answer.box else [])
     if points:
         small = np.full((8, 8), depth, np.float32)
         camera = CameraModel.from_fields(8, 8, [5, 0, 4, 0, 5, 4, 0, 0, 1], (), 'plumb_bob', [0] * 12)
-        outcome.lifted = lift_points([PixelPoint(p.x * 8 / original[0], p.y * 8 / original[1]) for p in points],
+        outcome.lifted = lift_points([AnswerPoint(p.x * 8 / original[0], p.y * 8 / original[1]) for p in points],
                                      (8, 8), small, 1.0, camera, False, 3)
     message = answer_message(outcome)
     assert message.info.raw_completion == text

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from robobrain_ros.protocol.answer import PixelPoint
+from robobrain_ros.protocol.answer import AnswerPoint
 from robobrain_ros.protocol.camera_model import CameraModel
 from robobrain_ros.protocol.lift import DepthSource, LiftedPoint, lift_with_model_depth, prefer_measured
 from robobrain_ros.protocol.rigid_transform import RigidTransform, lookup_stamp, transform_lifted
@@ -68,7 +68,7 @@ CAMERA = CameraModel.from_fields(640, 480, [500.0, 0, 320.0, 0, 500.0, 240.0, 0,
 
 
 def test_model_depth_lifts_with_the_calibration():
-    points = [PixelPoint(320.5, 240.5), PixelPoint(570.5, 115.5), PixelPoint(10.0, 10.0)]
+    points = [AnswerPoint(320.5, 240.5), AnswerPoint(570.5, 115.5), AnswerPoint(10.0, 10.0)]
     lifted = lift_with_model_depth(points, [1.0, 2.0, math.nan], (640, 480), CAMERA, rectified=False)
     assert lifted[0] == LiftedPoint(0.0, 0.0, 1.0, True, 1.0, DepthSource.MODEL)
     # (570 - 320) / 500 * 2 = 1.0 right, (115 - 240) / 500 * 2 = -0.5 up.
@@ -78,15 +78,15 @@ def test_model_depth_lifts_with_the_calibration():
 
 @pytest.mark.parametrize('depth', [0.0, -1.0, math.inf])
 def test_model_depth_that_is_not_a_distance_is_invalid(depth):
-    (lifted,) = lift_with_model_depth([PixelPoint(320.5, 240.5)], [depth], (640, 480), CAMERA, False)
+    (lifted,) = lift_with_model_depth([AnswerPoint(320.5, 240.5)], [depth], (640, 480), CAMERA, False)
     assert not lifted.valid
 
 
 def test_model_depth_needs_camera_info_of_the_image():
     with pytest.raises(ValueError, match='camera_info is for 640x480, but the image is 320x240'):
-        lift_with_model_depth([PixelPoint(1, 1)], [1.0], (320, 240), CAMERA, False)
+        lift_with_model_depth([AnswerPoint(1, 1)], [1.0], (320, 240), CAMERA, False)
     with pytest.raises(ValueError, match='2 model depths for 1 points'):
-        lift_with_model_depth([PixelPoint(1, 1)], [1.0, 2.0], (640, 480), CAMERA, False)
+        lift_with_model_depth([AnswerPoint(1, 1)], [1.0, 2.0], (640, 480), CAMERA, False)
 
 
 def test_the_depth_image_wins_and_the_model_fills_its_holes():

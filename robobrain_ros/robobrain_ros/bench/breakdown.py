@@ -35,9 +35,9 @@ def run(repeats: int = 30) -> dict[str, Any]:
     from robobrain_ros.node.image_conversion import image_to_rgb, rgb_to_image_msg
     from robobrain_ros.protocol import (
         Answer,
+        AnswerPoint,
         ImageBudget,
         ModelFamily,
-        PixelPoint,
         Task,
         build_request,
         draw_annotations,
@@ -55,7 +55,7 @@ def run(repeats: int = 30) -> dict[str, Any]:
     prepared = prepare_image(rgb, budget)
     body = build_request(Task.POINTING, INSTRUCTION, [prepared], False, ModelFamily.ROBOBRAIN_2_0, model='m',
                          max_tokens=32, temperature=0.0).body
-    answer = Answer(task=Task.POINTING, raw='', points=[PixelPoint(100.0, 200.0), PixelPoint(640.0, 360.0)])
+    answer = Answer(task=Task.POINTING, raw='', points=[AnswerPoint(100.0, 200.0), AnswerPoint(640.0, 360.0)])
     steps = {
         'serialize Image (client/camera side of DDS)': lambda: serialize_message(msg),
         'deserialize Image (node side of DDS)': lambda: deserialize_message(wire, Image),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from robobrain_ros.protocol import Answer, PixelBox, Task
+from robobrain_ros.protocol import Answer, AnswerBox, Task
 
 from .metrics import Box, Point, box_iou, discrete_frechet, fraction_in_box, fraction_in_mask, mean_nearest_distance
 from .samples import Sample
@@ -39,7 +39,7 @@ def points_of(answer: Answer) -> list[Point]:
     return [(point.x, point.y) for point in answer.points]
 
 
-def _box(box: PixelBox | None) -> Box | None:
+def _box(box: AnswerBox | None) -> Box | None:
     return None if box is None else (box.x_min, box.y_min, box.x_max, box.y_max)
 
 

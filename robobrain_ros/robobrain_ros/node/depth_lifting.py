@@ -22,7 +22,7 @@ from typing import Any
 
 from robobrain_ros.node.frame_cache import FrameCache
 from robobrain_ros.node.image_conversion import depth_to_array
-from robobrain_ros.protocol.answer import PixelPoint
+from robobrain_ros.protocol.answer import AnswerPoint
 from robobrain_ros.protocol.camera_model import CameraModel
 from robobrain_ros.protocol.lift import LiftedPoint, lift_points, lift_with_model_depth, prefer_measured
 
@@ -38,7 +38,7 @@ class LiftSettings:
     rectified: bool    # the colour image is rectified: use P, no distortion (else undistort with D, K)
 
 
-def lift_answer_points(points: Sequence[PixelPoint], colour_header: Any, colour_size: tuple[int, int],
+def lift_answer_points(points: Sequence[AnswerPoint], colour_header: Any, colour_size: tuple[int, int],
                        from_goal: bool, frames: FrameCache, settings: LiftSettings,
                        colour_stamp: float | None = None,
                        model_depths: Sequence[float] = ()) -> tuple[list[LiftedPoint], str]:
@@ -78,7 +78,7 @@ def lift_answer_points(points: Sequence[PixelPoint], colour_header: Any, colour_
     return prefer_measured(measured, from_model), ''
 
 
-def _lift_with_depth_image(points: Sequence[PixelPoint], colour_header: Any, colour_size: tuple[int, int],
+def _lift_with_depth_image(points: Sequence[AnswerPoint], colour_header: Any, colour_size: tuple[int, int],
                            from_goal: bool, frames: FrameCache, settings: LiftSettings, colour_stamp: float | None,
                            camera: CameraModel) -> tuple[list[LiftedPoint], str]:
     """(points lifted with the depth frame of the image, '') or ([], why that depth cannot be used)."""

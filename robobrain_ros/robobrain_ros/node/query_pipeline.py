@@ -36,11 +36,11 @@ from robobrain_ros.node.shared_preparation import SharedPreparation
 from robobrain_ros.node.transform_lookup import TransformLookup, TransformUnavailable
 from robobrain_ros.protocol import (
     Answer,
+    AnswerPoint,
     BuiltRequest,
     ConstraintDialect,
     ImageBudget,
     LiftedPoint,
-    PixelPoint,
     PreparedImage,
     Task,
     build_request,
@@ -446,7 +446,7 @@ class QueryPipeline:
         points = list(answer.points)
         if answer.box is not None:
             box = answer.box
-            points = [PixelPoint((box.x_min + box.x_max) / 2, (box.y_min + box.y_max) / 2)]
+            points = [AnswerPoint((box.x_min + box.x_max) / 2, (box.y_min + box.y_max) / 2)]
         if not points:
             return [], ''
         settings = self._settings

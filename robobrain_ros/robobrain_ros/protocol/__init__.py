@@ -1,7 +1,7 @@
 """RoboBrain protocol: prompts, requests, parsing, coordinates, 3D lifting. No ROS imports here."""
 
 from .annotate import draw_annotations
-from .answer import Answer, PixelBox, PixelPoint, PlanStep
+from .answer import Answer, AnswerBox, AnswerPoint, AnswerStep
 from .camera_model import CameraModel
 from .image_encoding import PreparedImage, pass_jpeg_through, prepare_image
 from .lift import DepthSource, LiftedPoint, lift_points, lift_with_model_depth, prefer_measured
@@ -25,9 +25,9 @@ __all__ = [
     'ModelSize',
     'ModelSpec',
     'PROMPT_TEMPLATES',
-    'PixelBox',
-    'PixelPoint',
-    'PlanStep',
+    'AnswerBox',
+    'AnswerPoint',
+    'AnswerStep',
     'PreparedImage',
     'RigidTransform',
     'Task',

@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from .answer import Answer, PixelPoint
+from .answer import Answer, AnswerPoint
 from .tasks import Task
 
 # RGB, saturated and distinct from one another so each kind of mark is recognisable (and testable).
@@ -31,7 +31,7 @@ def title_band_height(image_size: tuple[int, int]) -> int:
     return max(16, round(image_size[1] * 0.05))
 
 
-def _pixel(point: PixelPoint, width: int, height: int) -> tuple[int, int]:
+def _pixel(point: AnswerPoint, width: int, height: int) -> tuple[int, int]:
     """The pixel containing a continuous-coordinate point (pixel i covers [i, i + 1))."""
     # Clipped points sit on the border (x == width): draw them on the last pixel.
     return min(max(math.floor(point.x), 0), width - 1), min(max(math.floor(point.y), 0), height - 1)
@@ -97,8 +97,8 @@ def draw_annotations(rgb: np.ndarray, answer: Answer, title: str) -> np.ndarray:
 
     if answer.box is not None:
         box = answer.box
-        top_left = _pixel(PixelPoint(box.x_min, box.y_min), width, height)
-        bottom_right = _pixel(PixelPoint(box.x_max, box.y_max), width, height)
+        top_left = _pixel(AnswerPoint(box.x_min, box.y_min), width, height)
+        bottom_right = _pixel(AnswerPoint(box.x_max, box.y_max), width, height)
         cv2.rectangle(image, top_left, bottom_right, BOX_COLOUR, line_thickness, cv2.LINE_8)
 
     centres = [_pixel(point, width, height) for point in answer.points]

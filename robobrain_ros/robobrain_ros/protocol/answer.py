@@ -1,4 +1,7 @@
-"""Typed answers: what a completion means, in original-image pixels."""
+"""Typed answers: what a completion means, in original-image pixels.
+
+AnswerPoint, AnswerBox and AnswerStep are the protocol's; robobrain_interfaces' PixelPoint, PixelBox and PlanStep
+messages carry them to ROS (node/answer_messages.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from .tasks import Task
 
 
 @dataclass(frozen=True)
-class PixelPoint:
+class AnswerPoint:
     """A point in original-image pixels; clipped means the model's point lay outside the image."""
 
     x: float
@@ -17,7 +20,7 @@ class PixelPoint:
 
 
 @dataclass(frozen=True)
-class PixelBox:
+class AnswerBox:
     """An axis-aligned box in original-image pixels with x_min <= x_max and y_min <= y_max."""
 
     x_min: float
@@ -28,7 +31,7 @@ class PixelBox:
 
 
 @dataclass(frozen=True)
-class PlanStep:
+class AnswerStep:
     """One step of a plan; order is the number the model gave it (1-based)."""
 
     order: int
@@ -47,9 +50,9 @@ class Answer:
     raw: str
     thinking: str = ''
     answer: str = ''
-    points: list[PixelPoint] = field(default_factory=list)
-    box: PixelBox | None = None
-    steps: list[PlanStep] = field(default_factory=list)
+    points: list[AnswerPoint] = field(default_factory=list)
+    box: AnswerBox | None = None
+    steps: list[AnswerStep] = field(default_factory=list)
     reasoning: str = ''
     # RoboBrain 2.5 trajectory depth per point (NaN where a waypoint had none), else empty.
     depths: list[float] = field(default_factory=list)

@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .answer import PixelBox, PixelPoint
+from .answer import AnswerBox, AnswerPoint
 from .tasks import ModelFamily
 
 # A number as models write it: optional sign, integer or decimal (no exponent: never seen, and
@@ -81,16 +81,16 @@ class CoordinateFrame:
             return limit, True
         return value, False
 
-    def point(self, x: float, y: float) -> PixelPoint:
+    def point(self, x: float, y: float) -> AnswerPoint:
         """Map and clip onto [0, width] x [0, height]; clipped=True when the model's point was outside."""
         px, clipped_x = self._clip(x * self.scale_x, self.width)
         py, clipped_y = self._clip(y * self.scale_y, self.height)
-        return PixelPoint(px, py, clipped_x or clipped_y)
+        return AnswerPoint(px, py, clipped_x or clipped_y)
 
-    def box(self, x1: float, y1: float, x2: float, y2: float) -> PixelBox:
+    def box(self, x1: float, y1: float, x2: float, y2: float) -> AnswerBox:
         a = self.point(x1, y1)
         b = self.point(x2, y2)
-        return PixelBox(
+        return AnswerBox(
             min(a.x, b.x), min(a.y, b.y), max(a.x, b.x), max(a.y, b.y), a.clipped or b.clipped
         )
 

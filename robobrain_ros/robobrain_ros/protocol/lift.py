@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .answer import PixelPoint
+from .answer import AnswerPoint
 from .camera_model import CameraModel
 
 
@@ -41,7 +41,7 @@ _INVALID = LiftedPoint(0.0, 0.0, 0.0, False, math.nan)
 
 
 def lift_points(
-    points: Sequence[PixelPoint],
+    points: Sequence[AnswerPoint],
     colour_size: tuple[int, int],
     depth: np.ndarray,
     depth_unit: float,
@@ -107,7 +107,7 @@ def lift_points(
 
 
 def lift_with_model_depth(
-    points: Sequence[PixelPoint],
+    points: Sequence[AnswerPoint],
     depths: Sequence[float],
     colour_size: tuple[int, int],
     camera: CameraModel,

@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .answer import PlanStep
+from .answer import AnswerStep
 
 _JSON_FENCE_RE = re.compile(r'```(?:json)?\s*(.*?)```', re.DOTALL | re.IGNORECASE)
 # "1. do", "1) do", "Step 1: do", "**Step 1.** do", "- 1. do"; up to 3 digits so years are not steps.
@@ -18,7 +18,7 @@ _BULLET_RE = re.compile(r'^\s*(?:[-*•]\s+)?(.*\S)\s*$')
 
 @dataclass(frozen=True)
 class ParsedPlan:
-    steps: list[PlanStep]
+    steps: list[AnswerStep]
     reasoning: str = ''
 
 
@@ -26,7 +26,7 @@ def _as_text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ('' if value is None else str(value).strip())
 
 
-# Step numbers travel in a uint32 field (PlanStep.order); RoboOS numbers from 1.
+# Step numbers travel in a uint32 field (the PlanStep message's order); RoboOS numbers from 1.
 MAX_STEP_ORDER = 2**32 - 1
 
 
@@ -57,7 +57,7 @@ def _from_json_object(data: object) -> ParsedPlan | None:
         else:
             description, order, robot = _as_text(item), index, ''
         if description:
-            steps.append(PlanStep(order, description, robot))
+            steps.append(AnswerStep(order, description, robot))
     if not steps:
         return None
     # subtask_order may repeat (parallel subtasks for several robots): a stable sort keeps them in text order.
@@ -84,14 +84,14 @@ def _from_json(text: str) -> ParsedPlan | None:
     return None
 
 
-def _from_numbered_lines(lines: list[str]) -> list[PlanStep]:
+def _from_numbered_lines(lines: list[str]) -> list[AnswerStep]:
     steps = []
     for line in lines:
         match = _NUMBERED_RE.match(line)
         if match:
             description = match.group(2).strip().strip('*').strip()
             if description:
-                steps.append(PlanStep(int(match.group(1)), description))
+                steps.append(AnswerStep(int(match.group(1)), description))
     return steps
 
 
@@ -110,5 +110,5 @@ def parse_plan(text: str) -> ParsedPlan | None:
     for line in lines:
         match = _BULLET_RE.match(line)
         if match and match.group(1).strip() not in ('```', '```json'):
-            steps.append(PlanStep(len(steps) + 1, match.group(1).strip()))
+            steps.append(AnswerStep(len(steps) + 1, match.group(1).strip()))
     return ParsedPlan(steps) if steps else None

@@ -15,7 +15,7 @@ from typing import Any
 
 from robobrain_ros.consistency.report import FAIL, PASS, GateThresholds, Report, Row, answer_rows, markdown_table
 from robobrain_ros.consistency.scoring import Tolerances, compare_answers
-from robobrain_ros.protocol import Answer, PixelBox, PixelPoint, PlanStep, Task
+from robobrain_ros.protocol import Answer, AnswerBox, AnswerPoint, AnswerStep, Task
 
 # Goal fields that must be the same in both replays for their answers to be compared.
 SAME_GOAL_FIELDS = ('at', 'action', 'instruction', 'camera', 'target_frame', 'thinking')
@@ -42,11 +42,11 @@ def answer_of(record: dict[str, Any]) -> Answer:
                     answer=info.get('answer_text')
                     or (data.get('answer') if isinstance(data.get('answer'), str) else '')
                     or '')
-    answer.points = [PixelPoint(p['x'], p['y'], bool(p.get('clipped'))) for p in data.get('points', [])]
+    answer.points = [AnswerPoint(p['x'], p['y'], bool(p.get('clipped'))) for p in data.get('points', [])]
     if data.get('has_box'):
         b = data['box']
-        answer.box = PixelBox(b['x_min'], b['y_min'], b['x_max'], b['y_max'], bool(b.get('clipped')))
-    answer.steps = [PlanStep(s['order'], s['description'], s.get('robot_name', '')) for s in data.get('steps', [])]
+        answer.box = AnswerBox(b['x_min'], b['y_min'], b['x_max'], b['y_max'], bool(b.get('clipped')))
+    answer.steps = [AnswerStep(s['order'], s['description'], s.get('robot_name', '')) for s in data.get('steps', [])]
     return answer
 
 

@@ -1,5 +1,5 @@
 """What a replay writes next to its output bag: results.json (for programs and --compare) and report.md (for
-people). Pure Python: goal records hold answers as plain data (answer_format.message_to_data)."""
+people). Pure Python: goal records hold answers as plain data (outcome_summary.message_to_data)."""
 
 from __future__ import annotations
 

@@ -282,7 +282,7 @@ class Replay:
         from rclpy.serialization import serialize_message
 
         from robobrain_interfaces.msg import QueryStatus
-        from robobrain_ros.answer_format import message_to_data, status_name
+        from robobrain_ros.outcome_summary import message_to_data, status_name
         for sent in state.sent:
             if sent.done:
                 continue
