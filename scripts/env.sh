@@ -30,7 +30,7 @@ export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # starts a ROS 2 participant: its whole segment in /dev/shm from start, 68,612 KiB (config/fastdds_large_frames.xml);
 # the vLLM server (.venv/vllm, no ROS 2 in it) and other programs without rclpy pay nothing; `ros2` CLI commands
 # (and the ros2 daemon they start) do. Segments of killed processes: scripts/test.sh and the test session remove
-# them (robobrain_ros/testing/shm_cleanup.py). On a robot, give it to the camera driver and the node only (README,
+# them (robobrain_ros/harness/shm_cleanup.py). On a robot, give it to the camera driver and the node only (README,
 # "Camera transport on your robot"; brain.launch.py sets it on the node alone).
 _rb_profile="${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_rb_root/robobrain_ros/config/fastdds_large_frames.xml}}"
 export FASTDDS_DEFAULT_PROFILES_FILE="$_rb_profile"

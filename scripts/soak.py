@@ -99,8 +99,8 @@ def run_soak(client, pid: int, seconds: float, rate: float, sample_period: float
 
     from robobrain_interfaces.msg import QueryStatus
     from robobrain_ros.brain_client import STATUS_NAMES
+    from robobrain_ros.harness.camera_publisher import test_image
     from robobrain_ros.node.image_conversion import rgb_to_image_msg
-    from robobrain_ros.testing.ros_fixtures import test_image
 
     code_names = {getattr(QueryStatus, n): n for n in dir(QueryStatus) if n.isupper() and not n.startswith('_')
                   and isinstance(getattr(QueryStatus, n), int)}
@@ -213,7 +213,7 @@ class _IdleWatch:
         return all(values.get(k) == v for k, v in IDLE_DIAGNOSTICS.items())
 
     def wait(self, timeout: float) -> bool:
-        from robobrain_ros.testing.brain_process import wait_until
+        from robobrain_ros.harness.brain_process import wait_until
         return wait_until(self.idle, timeout, period=0.1)
 
     def close(self) -> None:
@@ -268,13 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(100, 200)))
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     from robobrain_ros.brain_client import BrainClient
-    from robobrain_ros.testing.brain_process import BrainProcess
+    from robobrain_ros.harness.brain_process import BrainProcess
 
     server = None
     if args.server:
         base_url = args.server
     else:
-        from robobrain_ros.testing.vllm_fixture import start_tiny_server
+        from robobrain_ros.harness.tiny_server import start_tiny_server
         server = start_tiny_server()
         base_url = server.base_url
         print(f'tiny vLLM server at {base_url} (started in {server.startup_s:.0f} s)', file=sys.stderr)

@@ -36,7 +36,7 @@ done
 # Fast DDS leaves a killed process's shared-memory segment in /dev/shm (68,612 KiB each with the large-frame
 # profile). Each pytest session removes those of dead processes at its end (ros_fixtures); this catches what a
 # killed or crashed pytest left itself. Files of live processes (other runs on this machine) are never touched.
-shm_cleanup="$(python3 robobrain_ros/robobrain_ros/testing/shm_cleanup.py 2>&1 || echo 'failed (exit status ignored)')"
+shm_cleanup="$(python3 robobrain_ros/robobrain_ros/harness/shm_cleanup.py 2>&1 || echo 'failed (exit status ignored)')"
 # The lint gate (ruff.toml), with the ruff of whichever leg's venv has it (requirements/test.txt installs it).
 printf '\n######## lint (ruff check, ruff.toml) ########\n'
 lint="FAILED (no ruff in any leg's venv)"

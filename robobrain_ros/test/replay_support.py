@@ -15,9 +15,9 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.replay import sample
 from robobrain_ros.replay.bag import Bag
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 W, H, F = sample.WIDTH, sample.HEIGHT, sample.FOCAL
 # Answers in pixels of the 640x480 frame, on pixel centres. RoboBrain 2.0 (model.family robobrain2.0) answers in

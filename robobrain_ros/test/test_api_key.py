@@ -20,6 +20,7 @@ from robobrain_ros.consistency.cli import main as consistency_main
 from robobrain_ros.consistency.collect import GenerationSettings, SampleAnswer
 from robobrain_ros.consistency.reference_file import save_reference
 from robobrain_ros.consistency.samples import SHIPPED_SAMPLES, load_samples
+from robobrain_ros.harness.scripted_server import ScriptedServer
 from robobrain_ros.model_client import ClientConfig
 from robobrain_ros.model_client.api_key import insecure_key_urls
 from robobrain_ros.model_client.api_key import load_api_key as client_load_api_key
@@ -27,7 +28,6 @@ from robobrain_ros.node.parameters import PARAMETERS, load_api_key
 from robobrain_ros.protocol import ModelFamily, ModelSize, ModelSpec
 from robobrain_ros.serve.api_key import take_api_key
 from robobrain_ros.serve.config import ConfigError
-from robobrain_ros.testing.scripted_server import ScriptedServer
 
 KEY = 'rb-test-key-5f1c2a9e'
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ def test_dry_run_prints_no_key(tmp_path, where):
 @pytest.fixture(scope='module')
 def keyed_server():
     """A second real vLLM (the tiny model) that answers only requests carrying KEY."""
-    from robobrain_ros.testing.vllm_fixture import ServerSetupError, start_tiny_server
+    from robobrain_ros.harness.tiny_server import ServerSetupError, start_tiny_server
     try:
         server = start_tiny_server(extra_env={'VLLM_API_KEY': KEY})
     except ServerSetupError as error:
@@ -216,9 +216,9 @@ def test_node_sends_the_key_from_its_environment_and_shows_it_nowhere(start_brai
     from test_node_lifecycle import call
 
     from robobrain_interfaces.msg import QueryStatus
+    from robobrain_ros.harness.brain_process import wait_until
+    from robobrain_ros.harness.camera_publisher import test_image
     from robobrain_ros.node.image_conversion import rgb_to_image_msg
-    from robobrain_ros.testing.brain_process import wait_until
-    from robobrain_ros.testing.ros_fixtures import test_image
 
     with pytest.raises(urllib.error.HTTPError) as refused:   # the server really wants the key
         urllib.request.urlopen(keyed_server.base_url + '/models', timeout=10)

@@ -19,6 +19,7 @@ import time
 
 import pytest
 from action_msgs.msg import GoalStatus
+from brain_query_process import read_stderr_until, start_brain_query
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
@@ -27,7 +28,6 @@ from rclpy.node import Node
 from robobrain_interfaces.action import Point
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.brain_client import BrainClient
-from robobrain_ros.testing.brain_query_process import read_stderr_until, start_brain_query
 
 NAME = 'lossy_brain'
 

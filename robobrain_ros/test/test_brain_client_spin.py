@@ -16,7 +16,7 @@ from std_msgs.msg import String
 
 from robobrain_interfaces.action import Point
 from robobrain_ros.brain_client import BrainClient
-from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.harness.brain_process import wait_until
 
 
 @pytest.fixture

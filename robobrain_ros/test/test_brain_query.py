@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from brain_query_process import read_stderr_until, start_brain_query
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
@@ -27,10 +28,9 @@ from test_node_lifecycle import call, transition
 
 from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.brain_client import CANCEL_WAIT, BrainClient, image_goal_fields
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
 from robobrain_ros.node.image_conversion import image_to_rgb
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.brain_query_process import read_stderr_until, start_brain_query
-from robobrain_ros.testing.ros_fixtures import test_image
 
 NAME = 'bq_brain'
 

@@ -16,6 +16,7 @@ import types
 import aiohttp
 import pytest
 
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.model_client import (
     ChatClient,
     ClientConfig,
@@ -29,7 +30,6 @@ from robobrain_ros.model_client import generation as generation_module
 from robobrain_ros.model_client.chat_client import aiohttp_version_problem
 from robobrain_ros.model_client.generation import GenerationRunner
 from robobrain_ros.protocol import ConstraintDialect
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 # Exception classes that aiohttp 3.10 added; 3.8 (Humble) and 3.9 (Jazzy) do not have them.
 AIOHTTP_3_10_NAMES = ('SocketTimeoutError', 'ConnectionTimeoutError')

@@ -14,7 +14,11 @@ import asyncio
 import json
 
 import pytest
+from legacy_vllm import EMULATED_VERSION, LegacyVllmProxy, translate_body
 
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
+from robobrain_ros.harness.tiny_server import start_tiny_server
 from robobrain_ros.model_client import (
     ChatClient,
     ClientConfig,
@@ -37,10 +41,6 @@ from robobrain_ros.protocol import (
     parse_completion,
     prepare_image,
 )
-from robobrain_ros.testing.legacy_vllm import EMULATED_VERSION, LegacyVllmProxy, translate_body
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
-from robobrain_ros.testing.vllm_fixture import start_tiny_server
 
 R20 = ModelFamily.ROBOBRAIN_2_0
 SPEC = ModelSpec(R20, ModelSize.UNKNOWN, 'default')     # what resolve_model gives for 'robobrain-tiny'

@@ -11,10 +11,11 @@ import io
 import json
 
 import pytest
+from legacy_vllm import LegacyVllmProxy
+from vllm_fixture import build_perturbed_model
 
 from robobrain_ros.consistency.cli import EXIT_FAILED, EXIT_PASSED, main
-from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
-from robobrain_ros.testing.vllm_fixture import build_perturbed_model, start_tiny_server
+from robobrain_ros.harness.tiny_server import start_tiny_server
 
 # Noise of this fraction of each weight's RMS: measured drift 0.48 (at 64 tokens) against a gate of 0.25,
 # top-1 agreement 65% against 80% (docs/CONSISTENCY.md).

@@ -18,6 +18,7 @@ import time
 import pytest
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
+from legacy_vllm import LegacyVllmProxy
 from rclpy.action import ActionClient
 from std_msgs.msg import Header
 
@@ -25,10 +26,9 @@ from robobrain_interfaces.action import Point
 from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.brain_client import wait_until_answering
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
-from robobrain_ros.testing.ros_fixtures import test_image
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NUMBER = r'(-?\d+(?:\.\d+)?)'

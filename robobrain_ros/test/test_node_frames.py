@@ -29,9 +29,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import LiftedPoint, QueryStatus
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NAME = 'frames_brain'
@@ -244,7 +244,7 @@ def test_without_tf2_a_target_frame_parameter_fails_configure_naming_what_to_ins
         pytest.skip('tf2_ros is installed here: this test is about a machine without it')
     except ImportError:
         pass
-    from robobrain_ros.testing.brain_process import BrainProcess, wait_until
+    from robobrain_ros.harness.brain_process import BrainProcess, wait_until
     with BrainProcess({'server.base_urls': [server.base_url], 'frames.target_frame': 'base_link'},
                       name='frames_without_tf2') as process:
         assert wait_until(lambda: 'configure failed' in process.log(), 30.0), process.log()

@@ -7,9 +7,9 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from std_msgs.msg import Header
 
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.ros_fixtures import test_image
 
 
 def call(node, service_type, name: str, request, timeout: float = 20.0):

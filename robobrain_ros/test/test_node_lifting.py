@@ -2,7 +2,7 @@
 no 3D points (with the reason) whenever the depth and camera_info at hand do not belong to the image.
 
 Real node processes, real rclpy, a real camera publisher (ros_fixtures.Camera). The model server is the
-scripted server (robobrain_ros.testing.scripted_server), not vLLM: these tests need answer points they know in
+scripted server (robobrain_ros.harness.scripted_server), not vLLM: these tests need answer points they know in
 advance, which a model with random weights cannot give. It answers every request with the same points, in
 RoboBrain 2.5's 0..1000 coordinates (model.family robobrain2.5), chosen to fall on pixel centres.
 """
@@ -19,9 +19,9 @@ from lift_scene_support import PLANE, Lens, render_depth, true_points
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 SUCCEEDED = GoalStatus.STATUS_SUCCEEDED
 NS = '/lift'

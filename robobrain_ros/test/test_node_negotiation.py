@@ -2,10 +2,10 @@
 family and size, no constraint on thinking text, "nothing found", a server that ignores the constraint field,
 a server that resizes the image itself, a camera's JPEG sent unchanged.
 
-Most tests use the scripted server (robobrain_ros.testing.scripted_server): they need an answer known in advance
+Most tests use the scripted server (robobrain_ros.harness.scripted_server): they need an answer known in advance
 (random weights never close </think> nor answer "[]" on cue) and the exact request body the node sent. The
 server-side resize test uses the real vLLM server, made to resize by a per-request processor limit; the JPEG
-test the real vLLM server behind a proxy that records what the node sent (robobrain_ros.testing.legacy_vllm).
+test the real vLLM server behind a proxy that records what the node sent (test/legacy_vllm.py).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import cv2
 import pytest
 from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from legacy_vllm import LegacyVllmProxy
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 from robobrain_interfaces.action import Point
 from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.legacy_vllm import LegacyVllmProxy
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 CONSTRAINT_FIELDS = ('structured_outputs', 'guided_regex', 'guided_json', 'guided_choice')

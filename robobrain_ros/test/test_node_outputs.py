@@ -21,10 +21,10 @@ from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from robobrain_interfaces.msg import PointsAnswer, QueryStatus
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
 from robobrain_ros.node.image_conversion import image_to_rgb, rgb_to_image_msg
 from robobrain_ros.protocol import annotate
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.ros_fixtures import test_image
 
 SUCCEEDED, ABORTED, CANCELED = (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED,
                                 GoalStatus.STATUS_CANCELED)

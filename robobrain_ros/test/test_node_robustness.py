@@ -1,7 +1,7 @@
 """A node that never falls over and never leaves a goal hanging: configure errors, refused parameter changes,
 deactivate and Ctrl-C with goals in flight, diagnostics in a namespace.
 
-The model server here is the scripted fault-injection server (robobrain_ros.testing.scripted_server), not vLLM:
+The model server here is the scripted fault-injection server (robobrain_ros.harness.scripted_server), not vLLM:
 these tests need a request that stays open on cue (a stall) while the node is stopped under it. The non-JSON
 /v1/models answer comes from a fake server below, for the same reason: a real vLLM cannot be made to send it.
 """
@@ -30,10 +30,10 @@ from std_msgs.msg import Header
 from robobrain_interfaces.action import Point
 from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.brain_client import BrainClient
+from robobrain_ros.harness.brain_process import BrainProcess, wait_until
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.brain_process import BrainProcess, wait_until
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 ABORTED = GoalStatus.STATUS_ABORTED
 STOP_TIMEOUT = 10.0     # [s] SIGINT -> exit

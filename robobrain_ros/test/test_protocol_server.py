@@ -13,6 +13,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from robobrain_ros.harness.camera_publisher import test_image
 from robobrain_ros.model_client import ChatClient, ClientConfig
 from robobrain_ros.protocol import (
     ConstraintDialect,
@@ -25,7 +26,6 @@ from robobrain_ros.protocol import (
     parse_completion,
     prepare_image,
 )
-from robobrain_ros.testing.ros_fixtures import test_image
 
 R20 = ModelFamily.ROBOBRAIN_2_0
 SPEC_2_0_3B = ModelSpec(R20, ModelSize.B3, 'parameter')   # no prefill: the bare-answer constraint

@@ -1,6 +1,6 @@
 """Faults of the model server, the camera and the planner, against a real brain node process.
 
-The server here is the scripted fault-injection server (robobrain_ros.testing.scripted_server), not vLLM:
+The server here is the scripted fault-injection server (robobrain_ros.harness.scripted_server), not vLLM:
 a real server cannot be made to stall, drop a connection or send broken JSON on cue. Each goal's
 instruction carries a key that picks its scripted reply. Every scenario asserts the goal's terminal status,
 the status code and message, and that the raw text received so far is kept; after each test the node must
@@ -18,10 +18,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 STALL = 2.0            # [s] the brain's server.stall_timeout here

@@ -1,6 +1,6 @@
 """Load: a burst of 200 goals, cancel storms, and a short soak, against real brain node processes.
 
-The 200-goal burst runs against the scripted fault-injection server (robobrain_ros.testing.scripted_server)
+The 200-goal burst runs against the scripted fault-injection server (robobrain_ros.harness.scripted_server)
 answering each request in about a second: what is tested is the node's admission and bookkeeping, and a
 fixed service time keeps the queue full whatever the machine's speed. The cancel storm and the soak run
 against the real vLLM server, whose slots must be freed when a stream is cancelled.
@@ -19,10 +19,10 @@ from reliability_support import process_figures
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 SUCCEEDED, ABORTED, CANCELED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED
 TERMINAL = (SUCCEEDED, ABORTED, CANCELED)

@@ -28,11 +28,11 @@ from reliability_support import process_figures
 from std_msgs.msg import Header
 
 from robobrain_interfaces.msg import QueryStatus
+from robobrain_ros.harness.brain_process import wait_until
+from robobrain_ros.harness.camera_publisher import test_image
+from robobrain_ros.harness.tiny_server import ServerSetupError, start_tiny_server
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 from robobrain_ros.serve.supervisor import free_port
-from robobrain_ros.testing.brain_process import wait_until
-from robobrain_ros.testing.ros_fixtures import test_image
-from robobrain_ros.testing.vllm_fixture import ServerSetupError, start_tiny_server
 
 SUCCEEDED, ABORTED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED
 NAME = 'rb_server_faults'

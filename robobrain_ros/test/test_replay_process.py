@@ -33,8 +33,8 @@ from replay_support import (
     write_bag_with_unknown_depth_type,
 )
 
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.replay import sample
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 START, END = sample.START_NS, sample.START_NS + 2_901_000_000
 ACTIONS = ['point', 'affordance', 'trajectory', 'ground', 'plan', 'ask']

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robobrain_ros.harness import tiny_server as vllm_fixture
 from robobrain_ros.serve.seeded_weights import CHUNK, is_norm_weight, seeded_values
-from robobrain_ros.testing import vllm_fixture
 
 PKG_PARENT = Path(vllm_fixture.__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ import psutil
 import pytest
 from test_serve_command import SEED_32B_YAML
 
+from robobrain_ros.harness import tiny_server as vllm_fixture
 from robobrain_ros.serve.supervisor import server_cpus
-from robobrain_ros.testing import vllm_fixture
 
 PKG_PARENT = Path(vllm_fixture.__file__).resolve().parents[2]
 CONFIG_DIR = PKG_PARENT / 'config' / 'serve'

@@ -149,7 +149,7 @@ def test_ros_args_are_ignored():
 
 
 def test_metrics_parser_and_fixture_errors_name_paths(tmp_path):
-    from robobrain_ros.testing import vllm_fixture as vf
+    from robobrain_ros.harness import tiny_server as vf
     text = ('# HELP x\nvllm:num_requests_running{engine="0",model_name="a b"} 0.0\n'
             'vllm:prompt_tokens_total{engine="0"} 12\nplain 3.5 1700000000\n')
     assert vf.parse_metrics(text) == {

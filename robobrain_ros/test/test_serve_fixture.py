@@ -59,7 +59,7 @@ def test_tiny_model_carries_qwen2_5_vl_chat_template():
     server's handling of the thinking prefill was never tested against the real template."""
     import hashlib
 
-    from robobrain_ros.testing import tiny_model
+    from robobrain_ros.harness import tiny_model
     digest = hashlib.sha256(tiny_model.CHAT_TEMPLATE.encode()).hexdigest()
     assert digest == 'a0bc6f6fc7a29a80017a433e8f03a1cc1236e838a944a2d034295a60c4f2fddb'
     assert tiny_model.BUILDER_VERSION >= 3   # models built with the modified template are rebuilt

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from robobrain_ros.testing import vllm_fixture
+from robobrain_ros.harness import tiny_server as vllm_fixture
 
 PKG_PARENT = Path(vllm_fixture.__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """Fast DDS shared-memory files of dead processes are removed from /dev/shm; those of live processes never.
 
 Issue 21: a process ended by SIGKILL or os._exit leaves its Fast DDS segment in /dev/shm (with the large-frame
-profile: the whole segment, allocated; 31 of them, 4.3 GB, after one test session). robobrain_ros.testing.shm_cleanup
+profile: the whole segment, allocated; 31 of them, 4.3 GB, after one test session). robobrain_ros.harness.shm_cleanup
 removes a segment (or port) only when its lock file is not held, which is how Fast DDS itself tells a dead owner;
 ros_fixtures runs it at the end of every test session and scripts/test.sh at the end of a run.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from robobrain_ros.testing import shm_cleanup
+from robobrain_ros.harness import shm_cleanup
 
 SHM = Path(shm_cleanup.SHM_DIR)
 # An rclpy process: prints 'up' once its participant (and so its segment) exists, then waits.
@@ -194,7 +194,7 @@ def test_a_test_session_removes_what_its_killed_processes_left(tmp_path):
     (tmp_path / 'test_inner.py').write_text(textwrap.dedent(f'''
         import os, signal, subprocess, sys, time
         from pathlib import Path
-        from robobrain_ros.testing.shm_cleanup import LOCK_FILE
+        from robobrain_ros.harness.shm_cleanup import LOCK_FILE
 
         def test_kill_a_participant():
             process = subprocess.Popen([sys.executable, '-c', {PARTICIPANT!r}, 'live'], stdin=subprocess.PIPE,
@@ -212,10 +212,12 @@ def test_a_test_session_removes_what_its_killed_processes_left(tmp_path):
             assert owned and all(os.path.exists(path) for path in owned)
             Path({str(record)!r}).write_text('\\n'.join(owned))
         '''))
-    inner = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-p',
-                            'robobrain_ros.testing.ros_fixtures', str(tmp_path / 'test_inner.py')],
-                           cwd=tmp_path, env=participant_env(False), capture_output=True, text=True, timeout=180,
-                           check=False)
+    env = participant_env(False)
+    # ros_fixtures.py is a module of the test folder (not of the package): on the inner session's path.
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get('PYTHONPATH', '')]))
+    inner = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-p', 'ros_fixtures',
+                            str(tmp_path / 'test_inner.py')],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert inner.returncode == 0, inner.stdout + inner.stderr
     owned = record.read_text().split()
     assert owned and not any(os.path.exists(path) for path in owned), owned

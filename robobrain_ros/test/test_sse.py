@@ -5,9 +5,9 @@ import asyncio
 import pytest
 
 from robobrain_ros.bench.direct import DirectClient
+from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
 from robobrain_ros.model_client import ChatClient, ClientConfig
 from robobrain_ros.model_client.sse import DONE, StreamDelta, StreamFormatError, Usage, stream_delta, stream_line
-from robobrain_ros.testing.scripted_server import Reply, ScriptedServer
 
 
 @pytest.mark.parametrize('line', [b'', b'\n', b': keep-alive\n', b'event: ping\n', b'id: 3\n'])

@@ -18,8 +18,8 @@ import rclpy.task
 from rclpy.node import Node
 from std_msgs.msg import String
 
+from robobrain_ros.harness.brain_process import wait_until
 from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
-from robobrain_ros.testing.brain_process import wait_until
 
 
 class Errors(list):

@@ -4,7 +4,7 @@
 (b) raw vLLM: the exact body the brain node would send (robobrain_ros.protocol.build_request on the frame
     prepared by prepare_image: pointing, thinking on as the 7B default, greedy, max_tokens = min_tokens = 64,
     streamed), built once and POSTed directly with a bare aiohttp client.
-(c) the node: the brain node as its own process (robobrain_ros.testing.BrainProcess, `python -m
+(c) the node: the brain node as its own process (robobrain_ros.harness.brain_process.BrainProcess, `python -m
     robobrain_ros.node.brain_node --ros-args --params-file ...`) and Point goals from BrainClient, each goal
     carrying the 1280x720 rgb8 frame (--node-image goal), the same frame as a JPEG CompressedImage
     (--node-image compressed: what a compressed camera topic gives a client; the node passes it through
@@ -237,8 +237,8 @@ class NodeRunner:
         from std_msgs.msg import Header
 
         from robobrain_ros.brain_client import BrainClient
+        from robobrain_ros.harness.brain_process import BrainProcess
         from robobrain_ros.node.image_conversion import rgb_to_image_msg
-        from robobrain_ros.testing.brain_process import BrainProcess
 
         self.image_mode = image_mode
         params = {

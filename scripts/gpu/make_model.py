@@ -16,7 +16,7 @@ vocab 152064, untied lm_head; vision tower as the 7B's but MLP 3456, projecting 
 out_hidden_size). About 33.5 B parameters (67 GB in bf16).
 --arch tiny: the same structure, small sizes, for exercising the scripts on a CPU.
 
-The tokenizer: a byte-level BPE trained on a small fixed corpus (robobrain_ros.testing.tiny_model), its
+The tokenizer: a byte-level BPE trained on a small fixed corpus (robobrain_ros.harness.tiny_model), its
 vocabulary padded with filler tokens to Qwen2.5's size so that Qwen's special tokens sit at their real ids
 (<|endoftext|> 151643, <|im_start|> 151644, <|im_end|> 151645, ..., <|image_pad|> 151655) and every id a
 random-weight model can emit (< 151657) decodes to text. Prompts tokenize into somewhat more tokens than
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / 'robobrain_ros'))
 
 # after the sys.path insert above: the repository's package without installing it
-from robobrain_ros.testing.tiny_model import (  # noqa: E402
+from robobrain_ros.harness.tiny_model import (  # noqa: E402
     CHAT_TEMPLATE,
     SPECIAL_TOKENS,
     _build_tokenizer,

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from robobrain_ros.bench.common import BenchContext, load, machine, node_params
     from robobrain_ros.brain_client import BrainClient
-    from robobrain_ros.testing.brain_process import BrainProcess
+    from robobrain_ros.harness.brain_process import BrainProcess
 
     plan = {'overhead': 8 if args.quick else 60, 'breakdown': 5 if args.quick else 40,
             'concurrency': 1 if args.quick else 5, 'image_budget': 2 if args.quick else 12,
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         'frames' in only and args.frames_server == 'model')
     base_url, model = args.server, args.model
     if not args.server and needs_model:
-        from robobrain_ros.testing.vllm_fixture import start_tiny_server
+        from robobrain_ros.harness.tiny_server import start_tiny_server
         print('starting the vLLM CPU server with the tiny model...', file=sys.stderr)
         server = start_tiny_server()
         base_url, model = server.base_url, server.model
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint()
         if 'frames' in only:   # a node and a camera process of its own per case
             if args.frames_server == 'scripted':
-                from robobrain_ros.testing.scripted_server import MODEL, ScriptedServer
+                from robobrain_ros.harness.scripted_server import MODEL, ScriptedServer
                 scripted = ScriptedServer().start()
                 frames_url, frames_model = scripted.base_url, MODEL
             else:

@@ -28,9 +28,9 @@ def run(base_url: str, model: str, robots: int = 8, goals_each: int = 4, repetit
     from std_msgs.msg import Header
 
     from robobrain_ros.brain_client import BrainClient
+    from robobrain_ros.harness.brain_process import BrainProcess
+    from robobrain_ros.harness.camera_publisher import Camera
     from robobrain_ros.node.image_conversion import rgb_to_image_msg
-    from robobrain_ros.testing.brain_process import BrainProcess
-    from robobrain_ros.testing.ros_fixtures import Camera
 
     rgb = bench_frame(*frame_size)
     body = node_request_body(rgb, model, INSTRUCTION, CPU_FORCED_TOKENS)   # the nodes force as many (node_params)

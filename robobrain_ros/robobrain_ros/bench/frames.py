@@ -178,8 +178,8 @@ class GoalLoop:
 def run_case(base_url: str, model: str, size: str, seconds: float, profile: bool, node: str,
              quiet: float = 10.0) -> dict[str, Any]:
     from robobrain_ros.brain_client import BrainClient
-    from robobrain_ros.testing import brain_process
-    from robobrain_ros.testing.brain_process import BrainProcess
+    from robobrain_ros.harness import brain_process
+    from robobrain_ros.harness.brain_process import BrainProcess
 
     width, height, rate = SIZES[size]
     log_dir = Path(tempfile.mkdtemp(prefix='robobrain-bench-frames-'))

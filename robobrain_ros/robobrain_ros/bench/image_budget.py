@@ -45,7 +45,7 @@ def round_trip_error(original: tuple[int, int], sent: tuple[int, int], step: int
 
 
 def _server_ttft(root_url: str) -> tuple[float, float]:
-    from robobrain_ros.testing.vllm_fixture import parse_metrics
+    from robobrain_ros.harness.tiny_server import parse_metrics
     with urllib.request.urlopen(root_url + '/metrics', timeout=10) as response:
         metrics = parse_metrics(response.read().decode())
     total = sum(v for k, v in metrics.items() if k.startswith(_TTFT + '_sum'))

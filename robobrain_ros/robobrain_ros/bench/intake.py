@@ -44,8 +44,8 @@ def _jpeg_goal_image():
 
 def run(bursts: int, sizes: tuple[int, ...] = (8, 32), log=print) -> dict[str, Any]:
     from robobrain_ros.brain_client import BrainClient
-    from robobrain_ros.testing.brain_process import BrainProcess
-    from robobrain_ros.testing.scripted_server import MODEL, Reply, ScriptedServer
+    from robobrain_ros.harness.brain_process import BrainProcess
+    from robobrain_ros.harness.scripted_server import MODEL, Reply, ScriptedServer
 
     shim = Path(tempfile.mkdtemp(prefix='robobrain-bench-intake-'))
     (shim / 'sitecustomize.py').write_text(ONE_PER_TURN_SITECUSTOMIZE)

@@ -34,8 +34,8 @@ def start_camera(ctx: BenchContext, rgb, rate_hz: float = 15.0):
     """Publish rgb on the benchmark topic at rate_hz (returns the running Camera; stop() it)."""
     from std_msgs.msg import Header
 
+    from robobrain_ros.harness.camera_publisher import Camera
     from robobrain_ros.node.image_conversion import rgb_to_image_msg
-    from robobrain_ros.testing.ros_fixtures import Camera
     camera = Camera(ctx.camera_node)
     msg = rgb_to_image_msg(rgb, Header(frame_id='bench_camera'))
     camera.set((camera.create_image_publisher(ctx.image_topic), msg))

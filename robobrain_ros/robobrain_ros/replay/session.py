@@ -214,7 +214,7 @@ class Replay:
         return settings_from(flat, self.brain)
 
     def _start_node(self) -> None:
-        from robobrain_ros.testing.brain_process import BrainProcess
+        from robobrain_ros.harness.brain_process import BrainProcess
         namespace, name = split_full_name(self.brain)
         self._process = BrainProcess(self._node_params, name=name, namespace=namespace, log_dir=self.partial).start()
         self.say(f'started the brain node {self.brain} (use_sim_time; its log goes into OUT as {name}.log)')

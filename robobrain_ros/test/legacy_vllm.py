@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from robobrain_ros.testing.loop_thread_server import LoopThreadServer
+from robobrain_ros.harness.loop_thread_server import LoopThreadServer
 
 EMULATED_VERSION = '0.9.2'
 # guided_* field of vLLM 0.9 -> the key of today's structured_outputs object.

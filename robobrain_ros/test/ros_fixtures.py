@@ -1,6 +1,6 @@
 """pytest fixtures for process-level tests of the brain node: real rclpy (Fast DDS), real node processes.
 
-    pytest_plugins = ['robobrain_ros.testing.vllm_fixture', 'robobrain_ros.testing.ros_fixtures']
+    pytest_plugins = ['vllm_fixture', 'ros_fixtures']      # in robobrain_ros/test/conftest.py
 
 - `ros_client`: a BrainClient (own rclpy Context + node spinning in a thread) shared by the session; tests
   create publishers/subscriptions on `ros_client.node`.
@@ -10,7 +10,7 @@
 - `camera`: publishes synthetic frames (and optional depth + camera_info) on the topics a brain listens to.
 - `ros_context`: an rclpy Context of the test's own, for in-process tests of rclpy parts (executors, servers).
 - at the end of the session, the Fast DDS shared-memory files of processes that are gone (a node stopped with
-  SIGKILL, a child ended by os._exit) are removed from /dev/shm (robobrain_ros.testing.shm_cleanup): with the
+  SIGKILL, a child ended by os._exit) are removed from /dev/shm (robobrain_ros.harness.shm_cleanup): with the
   large-frame profile each is a 68,612 KiB segment. Those of live processes (this one's, other runs') stay.
 
 ROS traffic stays on loopback, in a DDS domain chosen for this run (ROS_DOMAIN_ID), set before rclpy starts.
@@ -21,12 +21,11 @@ from __future__ import annotations
 import gc
 import os
 import random
-import threading
 
-import numpy as np
 import pytest
 
-from robobrain_ros.testing.brain_process import BrainProcess
+from robobrain_ros.harness.brain_process import BrainProcess
+from robobrain_ros.harness.camera_publisher import Camera
 
 STOP_TIMEOUT = 10.0   # [s] from SIGINT to the node's exit, at the end of each test module
 _SHM_CLEANED = pytest.StashKey[object]()
@@ -37,7 +36,7 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.randint(10, 99)))
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove what Fast DDS left in /dev/shm for the processes this session killed (their owners are dead)."""
-    from robobrain_ros.testing.shm_cleanup import clean
+    from robobrain_ros.harness.shm_cleanup import clean
     session.config.stash[_SHM_CLEANED] = clean()
 
 
@@ -100,73 +99,6 @@ def start_brain(tmp_path_factory, ros_client):
     failed = [f'{process.full_name}: exit code {code} (log {process.log_path}):\n{process.log()[-3000:]}'
               for process, code in stopped if code != 0]
     assert not failed, f'brain node did not exit with code 0 within {STOP_TIMEOUT} s of SIGINT:\n' + '\n'.join(failed)
-
-
-def test_image(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:
-    """A deterministic RGB test frame with some structure (the model does not care, the encoder does)."""
-    rng = np.random.default_rng(seed)
-    image = (rng.random((height // 8, width // 8, 3)) * 255).astype(np.uint8)
-    return np.kron(image, np.ones((8, 8, 1), dtype=np.uint8))[:height, :width]
-
-
-test_image.__test__ = False   # a helper, not a test
-
-
-class Camera:
-    """Publishes frames (raw or compressed), depth and camera_info at a fixed rate, stamped now."""
-
-    def __init__(self, node) -> None:
-        self._node = node
-        self._publishers: dict = {}
-        self._messages: list = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.stamp_offset = 0.0    # [s] added to "now": negative values make stale frames
-
-    def publisher(self, msg_type, topic: str):
-        from rclpy.qos import qos_profile_sensor_data
-        key = (msg_type, topic)
-        if key not in self._publishers:
-            self._publishers[key] = self._node.create_publisher(msg_type, topic, qos_profile_sensor_data)
-        return self._publishers[key]
-
-    def create_image_publisher(self, topic: str):
-        from sensor_msgs.msg import Image
-        return self.publisher(Image, topic)
-
-    def set(self, *messages) -> None:
-        """(publisher, message) pairs to publish on every tick."""
-        self._messages = list(messages)
-
-    def start(self, rate_hz: float = 20.0) -> 'Camera':
-        self._stop.clear()
-
-        def run() -> None:
-            from builtin_interfaces.msg import Time
-            while not self._stop.is_set():
-                now = self._node.get_clock().now().nanoseconds * 1e-9 + self.stamp_offset
-                stamp = Time(sec=int(now), nanosec=int((now % 1) * 1e9))
-                for publisher, message in self._messages:
-                    message.header.stamp = stamp
-                    publisher.publish(message)
-                self._stop.wait(1.0 / rate_hz)
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop publishing; the publishers stay (and stay matched) for the next start()."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-        self.stamp_offset = 0.0
-
-    def close(self) -> None:
-        self.stop()
-        for publisher in self._publishers.values():
-            self._node.destroy_publisher(publisher)
-        self._publishers.clear()
 
 
 @pytest.fixture(scope='module')

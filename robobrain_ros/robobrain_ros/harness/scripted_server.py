@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from robobrain_ros.testing.loop_thread_server import LoopThreadServer
+from robobrain_ros.harness.loop_thread_server import LoopThreadServer
 
 MODEL = 'robobrain-scripted'
 _SHUTDOWN_TIMEOUT = 1.0   # [s] for handlers still running at stop

@@ -1,20 +1,17 @@
-"""pytest fixture ``vllm_server``: a real vLLM CPU server with the tiny model, one per session.
+"""A real vLLM CPU server with the tiny random-weight model (``tiny_model``), for the demo, the benchmarks, the soak
+and the tests (whose session fixture ``vllm_server`` is robobrain_ros/test/vllm_fixture.py):
 
-Use it from a conftest.py::
+    server = start_tiny_server()
+    openai_base = server.base_url      # http://127.0.0.1:PORT/v1
+    name = server.model                # served model name ("robobrain-tiny")
+    before = server.metrics()          # {'vllm:num_requests_running{...}': 0.0, ...}
+    server.stop()
 
-    pytest_plugins = ['robobrain_ros.testing.vllm_fixture']
-
-    def test_x(vllm_server):
-        openai_base = vllm_server.base_url      # http://127.0.0.1:PORT/v1
-        name = vllm_server.model                 # served model name ("robobrain-tiny")
-        before = vllm_server.metrics()           # {'vllm:num_requests_running{...}': 0.0, ...}
-
-The fixture builds the tiny model (``tiny_model``) into ``$ROBOBRAIN_CACHE_DIR`` (default
-``<repo>/.cache`` in a source checkout, else ``~/.cache/robobrain_ros``) with the vLLM
-interpreter (``$ROBOBRAIN_VLLM_PYTHON``, default ``<repo>/.venv/vllm/bin/python``), then starts
-``config/serve/cpu_smoke.yaml`` through ``robobrain_ros.serve`` on a free loopback port. The
-server runs in its own process group and is stopped at session end, on failure, on Ctrl-C and
-at interpreter exit. Without rclpy, torch or vLLM in the test interpreter.
+The tiny model is built (``tiny_model``) into ``$ROBOBRAIN_CACHE_DIR`` (default ``<repo>/.cache`` in a source
+checkout, else ``~/.cache/robobrain_ros``) with the vLLM interpreter (``$ROBOBRAIN_VLLM_PYTHON``, default
+``<repo>/.venv/vllm/bin/python``); the server is ``config/serve/cpu_smoke.yaml`` through ``robobrain_ros.serve`` on a
+free loopback port, in its own process group, stopped by stop(), on failure, on Ctrl-C and at interpreter exit.
+Without rclpy, torch or vLLM in the calling interpreter.
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-
-import pytest
 
 _PKG_PARENT = Path(__file__).resolve().parents[2]          # <repo>/robobrain_ros
 _REPO = _PKG_PARENT.parent if (_PKG_PARENT / 'setup.py').is_file() else None
@@ -60,7 +55,7 @@ def vllm_python() -> str:
     return sys.executable
 
 
-def _source_env(extra: dict | None = None) -> dict:
+def source_env(extra: dict | None = None) -> dict:
     """Environment in which the vLLM interpreter imports this checkout's robobrain_ros."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(_PKG_PARENT), env.get('PYTHONPATH'))
@@ -76,26 +71,12 @@ def build_tiny_model(python: str | None = None, out: Path | None = None) -> Path
     if not os.path.exists(python):
         raise ServerSetupError(f'vLLM interpreter not found: {python} (set ROBOBRAIN_VLLM_PYTHON '
                                'or create .venv/vllm with scripts/setup.sh)')
-    proc = subprocess.run([python, '-m', 'robobrain_ros.testing.tiny_model', '--out', str(out)],
-                          env=_source_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([python, '-m', 'robobrain_ros.harness.tiny_model', '--out', str(out)],
+                          env=source_env(), capture_output=True, text=True, timeout=600)
     if proc.returncode != 0 or not (out / 'config.json').is_file():
         raise ServerSetupError(f'building the tiny model in {out} with {python} failed '
                                f'(exit {proc.returncode}):\n{proc.stdout[-2000:]}'
                                f'{proc.stderr[-4000:]}')
-    return out
-
-
-def build_perturbed_model(scale: float, python: str | None = None) -> Path:
-    """A copy of the tiny model with Gaussian noise of scale x RMS on every weight (``perturbed_model``)."""
-    python = python or vllm_python()
-    source = build_tiny_model(python)
-    out = cache_dir() / f'{TINY_MODEL_DIRNAME}_perturbed_{scale:g}'
-    proc = subprocess.run([python, '-m', 'robobrain_ros.testing.perturbed_model', '--source', str(source),
-                           '--out', str(out), '--scale', repr(scale)],
-                          env=_source_env(), capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0 or not (out / 'config.json').is_file():
-        raise ServerSetupError(f'perturbing the tiny model into {out} failed (exit {proc.returncode}):\n'
-                               f'{proc.stdout[-2000:]}{proc.stderr[-4000:]}')
     return out
 
 
@@ -196,16 +177,3 @@ def start_tiny_server(python: str | None = None, port: int | None = None, extra_
                       model=plan.entry.served_model_name, model_dir=str(model_dir), port=port,
                       pid=sup.pid, log_path=log_path, startup_s=time.monotonic() - t0,
                       _supervisor=sup)
-
-
-@pytest.fixture(scope='session')
-def vllm_server(request):
-    """A running vLLM CPU server with the tiny model, shared by the whole session."""
-    try:
-        server = start_tiny_server()
-    except ServerSetupError as e:
-        pytest.fail(str(e), pytrace=False)
-    request.addfinalizer(server.stop)
-    print(f'\nvLLM test server {server.base_url} pid {server.pid} ready in '
-          f'{server.startup_s:.1f} s (log {server.log_path})', file=sys.stderr)
-    yield server

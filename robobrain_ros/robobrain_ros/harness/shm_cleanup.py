@@ -16,7 +16,7 @@ works by the same rule. This module does the same with no Fast DDS tool installe
 - never touches other files in /dev/shm (other programs' segments, Python's semaphores) nor Fast DDS's
   data-sharing segments (`fast_datasharing_*`: they have no lock file to tell a dead owner by).
 
-    python robobrain_ros/robobrain_ros/testing/shm_cleanup.py [--dry-run] [--min-age SECONDS] [--dir /dev/shm]
+    python robobrain_ros/robobrain_ros/harness/shm_cleanup.py [--dry-run] [--min-age SECONDS] [--dir /dev/shm]
 """
 
 from __future__ import annotations

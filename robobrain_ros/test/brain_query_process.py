@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from robobrain_ros.testing.brain_process import wait_until
+from robobrain_ros.harness.brain_process import wait_until
 
 
 def start_brain_query(*args: str, brain: str) -> subprocess.Popen:

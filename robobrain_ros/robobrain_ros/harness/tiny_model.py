@@ -2,7 +2,7 @@
 
 Run with the Python that has torch + transformers + tokenizers (the vLLM venv)::
 
-    python -m robobrain_ros.testing.tiny_model --out DIR
+    python -m robobrain_ros.harness.tiny_model --out DIR
 
 The build is offline and deterministic: a byte-level BPE tokenizer trained on a fixed corpus
 with Qwen's special tokens, Qwen2.5-VL's own chat template, a Qwen2_5_VLProcessor with a small
@@ -240,7 +240,7 @@ def ensure(out: Path, force: bool = False) -> tuple[Path, bool]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog='python -m robobrain_ros.testing.tiny_model',
+        prog='python -m robobrain_ros.harness.tiny_model',
         description='Build a tiny random Qwen2.5-VL model (offline, deterministic).')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
     parser.add_argument('--force', action='store_true', help='rebuild even when up to date')

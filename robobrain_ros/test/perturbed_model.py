@@ -2,7 +2,7 @@
 
 Run with the vLLM venv's Python (it has torch and safetensors)::
 
-    python -m robobrain_ros.testing.perturbed_model --source DIR --out DIR --scale 0.1
+    python robobrain_ros/test/perturbed_model.py --source DIR --out DIR --scale 0.1
 
 Each floating-point tensor w becomes w + scale * rms(w) * N(0, 1) from a fixed seed, so the noise is the same
 fraction of every tensor whatever its initialisation (RMSNorm weights of ones included) and the same scale writes
@@ -56,7 +56,7 @@ def perturb(source: Path, out: Path, scale: float) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m robobrain_ros.testing.perturbed_model',
+    parser = argparse.ArgumentParser(prog='perturbed_model.py',
                                      description='Copy a model folder with Gaussian noise on its weights.')
     parser.add_argument('--source', required=True, type=Path, help='model folder to copy')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
