@@ -27,7 +27,7 @@ from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.action.client import ClientGoalHandle
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from unique_identifier_msgs.msg import UUID
@@ -35,12 +35,12 @@ from unique_identifier_msgs.msg import UUID
 from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.action_services import ACTION_SERVICE_PROFILES
 from robobrain_ros.action_table import ACTIONS
+from robobrain_ros.node.executor_choice import EVENTS, SPIN_TIMEOUT, choose_executor, make_executor
 from robobrain_ros.outcome_summary import REJECTED_REASON, message_to_data, summary_lines
 from robobrain_ros.protocol.thinking import GOAL_WORDS, THINKING_DEFAULT
 
 # Action name -> action type, from the one table of the six actions.
 ACTION_TYPES: dict[str, type] = {action.name: action.action_type for action in ACTIONS}
-SPIN_PERIOD = 0.5   # [s] the longest the spinning thread waits before it looks whether the client was closed
 # How long an answer may be missing before GoalHandle.wait() asks again: a cancel request without an answer, a goal
 # the status topic says ended without its result (see GoalHandle).
 RECOVERY_PERIOD = 2.0   # [s]
@@ -231,7 +231,9 @@ class BrainClient:
         self.node = Node(node_name, context=self._context)
         self._clients = {name: ActionClient(self.node, kind, f'{brain_name}/{name}', **ACTION_SERVICE_PROFILES)
                          for name, kind in ACTION_TYPES.items()}
-        self._executor = SingleThreadedExecutor(context=self._context)
+        # rclpy's EventsExecutor where this rclpy has it: every response, feedback and status message of the brain
+        # is handled on this one thread, in C++ up to the Python callback (executor_choice).
+        self._executor = make_executor(choose_executor(EVENTS).kind, context=self._context)
         self._executor.add_node(self.node)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True, name='brain-client')
@@ -247,7 +249,9 @@ class BrainClient:
         """
         while not self._closing.is_set() and self._context.ok():
             try:
-                self._executor.spin_once(timeout_sec=SPIN_PERIOD)
+                # Never without a timeout (EventsExecutor, see executor_choice); between two waits it looks
+                # whether the client was closed.
+                self._executor.spin_once(timeout_sec=SPIN_TIMEOUT)
             except ExternalShutdownException:
                 return
             except Exception:   # noqa: BLE001 - reported, and the other callbacks keep being served

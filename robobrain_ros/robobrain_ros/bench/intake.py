@@ -1,18 +1,15 @@
-"""Goal intake: how soon does the node accept each of N goals sent at once?
+"""Goal intake: how soon does the node accept each of N goals sent at once, and how soon do their results come?
 
-rclpy's ActionServer takes one goal request per executor turn; the node's DrainingActionServer takes every waiting
-one (robobrain_ros/node/draining_action_server.py). Two brain node processes run side by side against one
-ScriptedServer (no model work: each answer streams in ~1 s, so every goal of a burst is in flight together): the
-node as shipped, and the same node taking one request per turn (DrainingActionServer.MAX_BATCH = 1, set by a
-sitecustomize module on that process's path: rclpy's behaviour, nothing else changed). Bursts of N Point goals with
+Two brain node processes run side by side against one ScriptedServer (no model work: each answer streams in ~1 s,
+so every goal of a burst is in flight together): the node as shipped (rclpy's EventsExecutor) and the same node on
+its fallback executor (`executor:=single_threaded`, rclpy's SingleThreadedExecutor). Bursts of N Point goals with
 the camera's JPEG in the goal go to each in turn, the order alternating; per goal the client records the time from
 send() to the server's accept and to the result. The client is one BrainClient in this process for both nodes: its
-own sending, a goal per turn of its executor, is in both ways' numbers alike.
+own sending is in both ways' numbers alike.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -24,16 +21,11 @@ import cv2
 from robobrain_ros.bench.common import INSTRUCTION, bench_frame, load, node_params, summary
 from robobrain_ros.bench.report import write_marked_section
 
-WAYS = {'draining': 'the node as shipped (DrainingActionServer)',
-        'one_per_turn': "one request per executor turn (rclpy's ActionServer)"}
-ONE_PER_TURN_MARK = 'robobrain bench: DrainingActionServer.MAX_BATCH = 1'
-ONE_PER_TURN_SITECUSTOMIZE = ('import sys\n'
-                              'import robobrain_ros.node.draining_action_server as draining\n'
-                              'draining.MAX_BATCH = 1\n'
-                              f'print({ONE_PER_TURN_MARK!r}, file=sys.stderr)\n')
+WAYS = {'events': "the node as shipped (rclpy's EventsExecutor)",
+        'single_threaded': "the fallback (executor:=single_threaded, rclpy's SingleThreadedExecutor)"}
 
 
-def _jpeg_goal_image():
+def jpeg_goal_image():
     from sensor_msgs.msg import CompressedImage
     ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(bench_frame(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
@@ -47,27 +39,21 @@ def run(bursts: int, sizes: tuple[int, ...] = (8, 32), log=print) -> dict[str, A
     from robobrain_ros.harness.brain_process import BrainProcess
     from robobrain_ros.harness.scripted_server import MODEL, Reply, ScriptedServer
 
-    shim = Path(tempfile.mkdtemp(prefix='robobrain-bench-intake-'))
-    (shim / 'sitecustomize.py').write_text(ONE_PER_TURN_SITECUSTOMIZE)
-    image = _jpeg_goal_image()
+    log_dir = Path(tempfile.mkdtemp(prefix='robobrain-bench-intake-'))
+    image = jpeg_goal_image()
     results: dict[str, Any] = {'bursts': bursts, 'sizes': list(sizes), 'ways': WAYS, 'load_at_start': load(),
                                'goal_image_bytes': len(image.data), 'samples': {}}
     processes, clients = {}, {}
     with ScriptedServer(default=Reply(chunks=4, chunk_delay=0.25)) as server:
         try:
-            params = node_params(server.base_url, MODEL, **{'queries.max_concurrent': 64, 'queries.max_queued': 16,
-                                                            'model.extra_body': '{}'})
             for way in WAYS:
-                env = {'PYTHONPATH': f"{shim}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"} \
-                    if way == 'one_per_turn' else None
-                processes[way] = BrainProcess(params, name=f'robobrain_intake_{way}', log_dir=shim, env=env).start()
+                params = node_params(server.base_url, MODEL, **{'queries.max_concurrent': 64, 'queries.max_queued': 16,
+                                                                'model.extra_body': '{}', 'executor': way})
+                processes[way] = BrainProcess(params, name=f'robobrain_intake_{way}', log_dir=log_dir).start()
                 clients[way] = BrainClient(brain_name=f'/robobrain_intake_{way}', node_name=f'intake_client_{way}')
             for way, client in clients.items():
                 if not client.wait_for_server('point', 60.0):
                     raise RuntimeError(f'the {way} node did not come up: {processes[way].log()[-3000:]}')
-            if ONE_PER_TURN_MARK not in processes['one_per_turn'].log():
-                raise RuntimeError('the one_per_turn node did not load the shim: '
-                                   + processes['one_per_turn'].log()[-3000:])
             for size in sizes:
                 samples = results['samples'][str(size)] = {way: [] for way in WAYS}
                 for burst in range(bursts):

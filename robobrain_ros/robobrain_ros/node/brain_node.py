@@ -1,12 +1,15 @@
 """The robot brain node: camera topics and planner goals in, RoboBrain's answers out as ROS data.
 
 A thin layer: subscriptions store each camera's frames (camera, frame_cache), action goals and ~/task
-instructions become QueryRequests run by the QueryPipeline (HTTP on its own asyncio thread), outcomes become
-messages (answer_messages, standard_messages, markers) and /diagnostics. Target frames come from a
-TransformLookup (tf2 on a robot: tf2_transforms), created when a target frame is first needed. Lifecycle:
-configure validates the settings, builds everything and negotiates with the model server (an unreachable server
-is reported, not fatal); activate starts accepting goals; deactivate, cleanup and shutdown end every running goal
-(aborted with NODE_STOPPING) before going on.
+instructions become QueryRequests run by the QueryPipeline in the node's query threads (HTTP on its own asyncio
+thread), outcomes become messages (answer_messages, standard_messages, markers) and /diagnostics. No executor
+callback waits for anything: an accepted goal's query runs in a query thread, which hands the goal's end back to
+the executor when it is ready (goal_handle.execute() then runs a callback that only sets the end state and returns
+the result). So one executor thread serves the node, rclpy's EventsExecutor where it works (executor_choice).
+Target frames come from a TransformLookup (tf2 on a robot: tf2_transforms), created when a target frame is first
+needed. Lifecycle: configure validates the settings, builds everything and negotiates with the model server (an
+unreachable server is reported, not fatal); activate starts accepting goals; deactivate, cleanup and shutdown end
+every running goal (aborted with NODE_STOPPING) before going on.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import rclpy
@@ -23,10 +27,10 @@ from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -46,11 +50,10 @@ from robobrain_ros.model_client import ChatClient, ClientConfig, ServerUnreachab
 from robobrain_ros.model_client.api_key import insecure_key_urls
 from robobrain_ros.model_client.base_urls import base_urls_problem
 from robobrain_ros.model_client.generation import GenerationRunner
-from robobrain_ros.node import diagnostics, parameters, rclpy_private_api
+from robobrain_ros.node import diagnostics, executor_choice, parameters
 from robobrain_ros.node.answer_messages import answer_message
 from robobrain_ros.node.camera import DEFAULT_CAMERA, Camera
 from robobrain_ros.node.diagnostics import GoalCounts
-from robobrain_ros.node.draining_action_server import DrainingActionServer
 from robobrain_ros.node.frame_cache import CachedFrame
 from robobrain_ros.node.goal_registry import GoalRegistry
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
@@ -60,15 +63,12 @@ from robobrain_ros.node.query_pipeline import QueryCode, QueryOutcome, QueryPipe
 from robobrain_ros.node.server_monitor import ServerMonitor, ServerSnapshot
 from robobrain_ros.node.server_profile import ServerProfile
 from robobrain_ros.node.standard_messages import DetectionPublisher, pose_array
-from robobrain_ros.node.submit_once_executor import SubmitOnceExecutor
 from robobrain_ros.node.transform_lookup import TransformLookup, TransformUnavailable
 from robobrain_ros.protocol import Task, draw_annotations
 
 # Answer topics: latched, so a late subscriber (or `ros2 topic echo`) still gets the last answer.
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RELIABLE_LAST = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# [s] longest the executor waits before Python may run a signal handler (SIGINT / SIGTERM)
-SIGNAL_CHECK_PERIOD = 0.25
 # [s] after the last goal ended on teardown, before the action servers are destroyed (results still go out).
 RESULT_FLUSH = 0.5
 
@@ -107,9 +107,15 @@ class BrainNode(LifecycleNode):
             JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=False),
             post_callback=self._on_clock_jump_back)
         self._runner: GenerationRunner | None = None
+        self._query_threads: ThreadPoolExecutor | None = None
+        # A finished goal's end, from its query thread to the action server's execute callback: goal id -> call
+        # that sets the end state and returns the result.
+        self._endings: dict[bytes, Callable[[], Any]] = {}
+        self._endings_lock = threading.Lock()
         self._diagnostics_pub: Publisher | None = None
         self._pipeline: QueryPipeline | None = None
         self._annotator: LatestOnlyWorker | None = None
+        self._preparer: LatestOnlyWorker | None = None
         self._active = False
         self._goals = GoalRegistry()
         self._monitor: ServerMonitor | None = None
@@ -171,6 +177,10 @@ class BrainNode(LifecycleNode):
         self._pipeline = QueryPipeline(settings.pipeline, self._cameras, self._runner, now=self._now,
                                        server=self._server_profile, transforms=self._transforms)
         self._annotator = LatestOnlyWorker('robobrain-annotate')
+        self._preparer = LatestOnlyWorker('robobrain-prepare')
+        # One thread per admitted query (admission caps them at max_concurrent + max_queued): a query waits for
+        # its frame, its request slot and its answer there, never on the executor.
+        self._query_threads = ThreadPoolExecutor(settings.goal_limit, thread_name_prefix='robobrain-query')
         self._create_publishers()
         for camera in self._cameras.values():
             self._create_camera_subscriptions(camera)
@@ -214,9 +224,13 @@ class BrainNode(LifecycleNode):
         if running:
             # The goals have ended; give rclpy a moment to send their results before the servers go.
             time.sleep(RESULT_FLUSH)
-        if self._annotator is not None:
-            self._annotator.stop()
-            self._annotator = None
+        for worker in (self._annotator, self._preparer):
+            if worker is not None:
+                worker.stop()
+        self._annotator = self._preparer = None
+        if self._query_threads is not None:
+            self._query_threads.shutdown(wait=False)   # every query has ended (or was given up on) above
+            self._query_threads = None
         with self._teardown_lock:
             # Newest first: the timers go before the publisher and the runner they use.
             entities, self._entities = self._entities[::-1], []
@@ -303,7 +317,15 @@ class BrainNode(LifecycleNode):
 
     def _colour_callback(self, camera: Camera, msg_type: type, topic: str):
         resolved, frames = self.resolve_topic_name(topic), camera.frames
-        return lambda msg: frames.put_colour(self._cached(msg, msg_type, resolved))
+
+        def on_frame(msg) -> None:
+            frames.put_colour(self._cached(msg, msg_type, resolved))
+            pipeline, preparer = self._pipeline, self._preparer
+            if pipeline is not None and preparer is not None and pipeline.wants_frames_ahead(camera.name):
+                # Resized and encoded before a goal asks (queries.prepare_ahead), off the executor; OpenCV
+                # releases the GIL for most of it. Newest frame only: a busy thread skips the frames between.
+                preparer.submit(lambda: pipeline.prepare_newest_frame(camera.name))
+        return on_frame
 
     def _cached(self, msg, msg_type: type, topic: str) -> CachedFrame:
         received = self._now()
@@ -330,17 +352,12 @@ class BrainNode(LifecycleNode):
 
     # ---------------------------------------------------------------- actions
     def _create_action_servers(self, result_timeout: int) -> None:
-        group = ReentrantCallbackGroup()
-        choice = rclpy_private_api.draining_action_server(rclpy_private_api.rclpy_version())
-        if not choice.use_workaround:
-            self.get_logger().warning(f"{choice.reason}: rclpy's ActionServer takes the goals, one per executor turn")
-        server_class = DrainingActionServer if choice.use_workaround else ActionServer
+        group = MutuallyExclusiveCallbackGroup()
         for action in ACTIONS:
-            self._entities.append(server_class(
-                self, action.action_type, f'~/{action.name}',
-                execute_callback=lambda handle, a=action: self._execute(handle, a),
+            self._entities.append(ActionServer(
+                self, action.action_type, f'~/{action.name}', execute_callback=self._deliver_end,
                 goal_callback=self._on_goal, cancel_callback=self._on_cancel,
-                handle_accepted_callback=self._on_accepted,
+                handle_accepted_callback=lambda handle, a=action: self._on_accepted(handle, a),
                 callback_group=group, result_timeout=result_timeout, **ACTION_SERVICE_PROFILES))
 
     def _admit(self) -> str:
@@ -357,10 +374,16 @@ class BrainNode(LifecycleNode):
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
-    def _on_accepted(self, goal_handle) -> None:
-        # The token exists before the execute callback runs: a cancel in between is kept, not lost.
+    def _on_accepted(self, goal_handle, action: BrainAction) -> None:
+        # The token exists before the query starts: a cancel in between is kept, not lost.
         self._goals.register(bytes(goal_handle.goal_id.uuid))
-        goal_handle.execute()
+        try:
+            self._query_threads.submit(self._run_goal, goal_handle, action)
+        except (AttributeError, RuntimeError):   # torn down meanwhile (no threads, or shut down)
+            self._goals.finish(bytes(goal_handle.goal_id.uuid))
+            self._stats['aborted'] += 1
+            self._hand_over_end(goal_handle, self._failed_result(action, QueryCode.NODE_STOPPING,
+                                                                 'the node is shutting down'), 'aborted')
 
     def _on_cancel(self, goal_handle) -> CancelResponse:
         token = self._goals.token(bytes(goal_handle.goal_id.uuid))
@@ -368,7 +391,8 @@ class BrainNode(LifecycleNode):
             token.cancel()
         return CancelResponse.ACCEPT
 
-    def _execute(self, goal_handle, action: BrainAction):
+    def _run_goal(self, goal_handle, action: BrainAction) -> None:
+        """In a query thread: the goal's query, its outputs, then its end handed to the executor."""
         goal_id = bytes(goal_handle.goal_id.uuid)
         token = self._goals.register(goal_id)
         goal = goal_handle.request
@@ -385,43 +409,64 @@ class BrainNode(LifecycleNode):
             message = answer_message(outcome)
             # Outputs first, the goal's end after: a client that hears the end finds the topics up to date.
             self._publish_outputs(outcome, message)
-            self._end_goal(goal_handle, token, outcome, action.task)
-            return action.action_type.Result(answer=message)
+            end = self._end_state(goal_handle, token, outcome, action.task)
+            result = action.action_type.Result(answer=message)
         except Exception as exc:  # a bug must still end the goal, with a result that says so
-            return self._abort_internal(goal_handle, action, exc)
+            message = f'{type(exc).__name__}: {exc}'
+            self.get_logger().error(f'{action.name} goal failed inside the node: {message}')
+            self._last_error = message
+            self._stats['aborted'] += 1
+            end, result = 'aborted', self._failed_result(action, QueryCode.INTERNAL_ERROR, message)
         finally:
             # rclpy keeps the goal, request included, as long as its result (queries.result_timeout): drop
             # the images (megabytes per goal), which nothing reads any more.
             goal.image = Image()
             goal.compressed_image = CompressedImage()
+        try:
+            self._hand_over_end(goal_handle, result, end)
+        finally:
             self._goals.finish(goal_id)
 
-    def _end_goal(self, goal_handle, token, outcome: QueryOutcome, task: Task) -> None:
+    def _end_state(self, goal_handle, token, outcome: QueryOutcome, task: Task) -> str:
+        """How the goal ends: 'canceled', 'succeeded' or 'aborted' (counted and, for an abort, logged)."""
         if outcome.code is QueryCode.CANCELED and self._cancel_accepted(goal_handle, token):
-            goal_handle.canceled()
-            self._stats['canceled'] += 1
+            end = 'canceled'
         elif outcome.ok:
-            goal_handle.succeed()
-            self._stats['succeeded'] += 1
+            end = 'succeeded'
         else:
-            goal_handle.abort()
-            self._stats['aborted'] += 1
+            end = 'aborted'
             self.get_logger().warning(f'{task.value} goal aborted ({outcome.code.name}): {outcome.message}',
                                       throttle_duration_sec=1.0)
+        self._stats[end] += 1
+        return end
 
-    def _abort_internal(self, goal_handle, action: BrainAction, exc: Exception):
-        message = f'{type(exc).__name__}: {exc}'
-        self.get_logger().error(f'{action.name} goal failed inside the node: {message}')
-        self._stats['aborted'] += 1
-        self._last_error = message
+    def _hand_over_end(self, goal_handle, result, end: str) -> None:
+        """Any thread: the goal ends with result on the executor's thread, where rclpy sends it (_deliver_end)."""
+        def deliver():
+            {'canceled': goal_handle.canceled, 'succeeded': goal_handle.succeed, 'aborted': goal_handle.abort}[end]()
+            return result
+        goal_id = bytes(goal_handle.goal_id.uuid)
+        with self._endings_lock:
+            self._endings[goal_id] = deliver
+        try:
+            goal_handle.execute()
+        except Exception as exc:   # the action server was destroyed meanwhile: nobody can hear this goal any more
+            with self._endings_lock:
+                self._endings.pop(goal_id, None)
+            self.get_logger().warning(f'a goal ended after its action server was gone: {type(exc).__name__}: {exc}')
+
+    def _deliver_end(self, goal_handle):
+        """The action servers' execute callback, run once the query handed its end over: never waits."""
+        with self._endings_lock:
+            deliver = self._endings.pop(bytes(goal_handle.goal_id.uuid))
+        return deliver()
+
+    @staticmethod
+    def _failed_result(action: BrainAction, code: QueryCode, message: str):
         result = action.action_type.Result()
         result.answer.info.task = action.task.value
-        result.answer.info.status.code = QueryStatus.INTERNAL_ERROR
+        result.answer.info.status.code = getattr(QueryStatus, code.name)
         result.answer.info.status.message = message
-        try:
-            goal_handle.abort()
-        except Exception:  # already ended: the result below still tells the client
-            pass
         return result
 
     @staticmethod
@@ -446,9 +491,10 @@ class BrainNode(LifecycleNode):
         key = object()
         token = self._goals.register(key)
         request = QueryRequest(task=self._settings.default_task, instruction=msg.data)
-        # A daemon thread per instruction (admission bounds how many): a stuck query never blocks process exit.
-        threading.Thread(target=self._run_topic_query, args=(key, token, request), name='robobrain-task',
-                         daemon=True).start()
+        try:
+            self._query_threads.submit(self._run_topic_query, key, token, request)
+        except (AttributeError, RuntimeError):   # torn down meanwhile
+            self._goals.finish(key)
 
     def _run_topic_query(self, key: object, token, request: QueryRequest) -> None:
         try:
@@ -571,24 +617,18 @@ def main(args: list[str] | None = None, transform_lookup: TransformLookupFactory
     stop = GracefulStop(node)
     signal.signal(signal.SIGINT, stop.request)
     signal.signal(signal.SIGTERM, stop.request)
-    # Each running or queued goal holds an executor thread while it waits for its answer; a few more keep
-    # camera callbacks, timers and new goals flowing whatever the load.
-    threads = (node.get_parameter('queries.max_concurrent').value
-               + node.get_parameter('queries.max_queued').value + 4)
-    choice = rclpy_private_api.submit_once_executor(rclpy_private_api.rclpy_version())
-    if choice.use_workaround:
-        executor = SubmitOnceExecutor(threads)
-    else:
-        node.get_logger().warning(f"{choice.reason}: spinning rclpy's MultiThreadedExecutor")
-        executor = MultiThreadedExecutor(threads)
+    choice = executor_choice.choose_executor(node.get_parameter('executor').value)
+    if choice.note:
+        node.get_logger().warning(choice.note)
+    executor = executor_choice.make_executor(choice.kind)
     executor.add_node(node)
     if node.get_parameter('autostart').value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         node.trigger_activate()
     try:
-        # Short waits, not spin(): Python runs the signal handler only between them, and an unconfigured node has
-        # no timer that would end a wait.
+        # Short waits, not spin(): Python runs the signal handler only between them, an unconfigured node has no
+        # timer that would end a wait, and EventsExecutor must never wait without a timeout (executor_choice).
         while not stop.done.is_set() and rclpy.ok(context=node.context):
-            executor.spin_once(timeout_sec=SIGNAL_CHECK_PERIOD)
+            executor.spin_once(timeout_sec=executor_choice.SPIN_TIMEOUT)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -17,6 +17,8 @@ from robobrain_ros.model_client import ClientConfig, split_base_urls
 from robobrain_ros.model_client import api_key as client_api_key
 from robobrain_ros.node.camera import DEFAULT_CAMERA, CameraTopics, camera_name_problem
 from robobrain_ros.node.depth_lifting import LiftSettings
+from robobrain_ros.node.executor_choice import EVENTS
+from robobrain_ros.node.executor_choice import KINDS as EXECUTOR_KINDS
 from robobrain_ros.node.query_pipeline import PipelineSettings
 from robobrain_ros.node.server_profile import NegotiationSettings
 from robobrain_ros.protocol import ImageBudget, Task
@@ -99,12 +101,19 @@ PARAMETERS: dict[str, Spec] = {
     'queries.max_instruction_chars': Spec(4000, 'longest instruction accepted', int_range=(1, 100000)),
     'queries.feedback_period': Spec(0.05, '[s] shortest interval between two feedback messages of a goal',
                                     read_only=True, float_range=(0.0, 10.0)),
-    'queries.result_timeout': Spec(300, '[s] how long a finished goal keeps its result for clients that ask late '
+    'queries.result_timeout': Spec(30, '[s] how long a finished goal keeps its result for clients that ask late '
                                    "(rclpy's default, 10 s, answers STATUS_UNKNOWN to a get-result request that a "
-                                   'busy client or network delayed past it)', read_only=True, int_range=(1, 86400)),
+                                   'busy client or network delayed past it); every status message lists the goals '
+                                   'kept, and each client decodes it: about 20 us per kept goal',
+                                   read_only=True, int_range=(1, 86400)),
     'queries.drain_timeout': Spec(5.0, '[s] on deactivate or shutdown, how long running goals get to end (they are '
                                   'aborted with NODE_STOPPING) before the node goes on', read_only=True,
                                   float_range=(0.0, 600.0)),
+    'queries.prepare_ahead': Spec(10.0, '[s] after a goal took a camera\'s frame, each new frame of that camera is '
+                                  'prepared for the model (resized, encoded) as it arrives, for this long, so the '
+                                  'next goal finds its frame ready; costs that work per frame (about 7 ms for '
+                                  '1280x720) while goals come; 0 = prepare at the goal only',
+                                  float_range=(0.0, 3600.0)),
     'queries.default_task': Spec('pointing', 'task of instructions received on ~/task (std_msgs/String)',
                                  choices=TASK_CHOICES),
     'topics.image': Spec('image', 'sensor_msgs/Image colour topic; empty = not subscribed', read_only=True),
@@ -134,6 +143,8 @@ PARAMETERS: dict[str, Spec] = {
     'output.marker_lifetime': Spec(0.0, '[s] marker lifetime; 0 = until the next answer replaces them',
                                    float_range=(0.0, 3600.0)),
     'autostart': Spec(True, 'configure and activate the lifecycle node at start', read_only=True),
+    'executor': Spec(EVENTS, "what spins the node: events (rclpy's EventsExecutor; SingleThreadedExecutor where "
+                     'this rclpy has none) or single_threaded', read_only=True, choices=EXECUTOR_KINDS),
 }
 
 
@@ -246,6 +257,7 @@ def pipeline_settings(v: dict[str, Any]) -> PipelineSettings:
         transform_timeout=v['frames.transform_timeout'],
         extra_body=parse_extra_body(v['model.extra_body'], v['model.structured_outputs']),
         processor_kwargs=v['model.send_processor_kwargs'],
+        prepare_ahead=v['queries.prepare_ahead'],
     )
 
 

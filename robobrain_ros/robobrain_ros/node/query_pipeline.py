@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import enum
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ class PipelineSettings:
     transform_timeout: float    # [s] longest wait for the transform at the image's stamp
     extra_body: dict[str, Any]    # merged into every request body
     processor_kwargs: bool    # send the budget as mm_processor_kwargs (--trust-request-mm-kwargs)
+    prepare_ahead: float    # [s] after a goal took a camera frame, prepare that camera's new frames on arrival
 
 
 @dataclass
@@ -216,6 +218,7 @@ class QueryPipeline:
         self._transforms = transforms
         self._shared_preparation: SharedPreparation[tuple[PreparedImage, Callable[[], np.ndarray]]] = \
             SharedPreparation()
+        self._frame_taken: dict[str, float] = {}   # camera name -> time.monotonic() a goal last took its frame
 
     @property
     def settings(self) -> PipelineSettings:
@@ -223,6 +226,29 @@ class QueryPipeline:
 
     def update_settings(self, settings: PipelineSettings) -> None:
         self._settings = settings
+
+    def wants_frames_ahead(self, camera_name: str) -> bool:
+        """True when a goal took this camera's frame within the last prepare_ahead seconds: goals are coming."""
+        window = self._settings.prepare_ahead
+        return window > 0 and time.monotonic() - self._frame_taken.get(camera_name, -math.inf) < window
+
+    def prepare_newest_frame(self, camera_name: str) -> None:
+        """Prepare the camera's newest frame as a goal would (shared with it, see SharedPreparation), in the
+        caller's thread, so that the next goal finds it ready. Does nothing when there is no frame or no server
+        answered yet; a frame that cannot be used fails the goal that takes it, not this."""
+        cached = self._cameras[camera_name].frames.latest_colour()
+        if cached is None:
+            return
+        try:
+            server = self._server()
+        except ChatClientError:   # unreachable or unusable: the goal will say so
+            return
+        settings = self._settings
+        frame = _Frame(cached.msg, cached.msg.header, cached.compressed, cached.stamp, from_goal=False)
+        try:
+            self._prepare_shared(frame, server.budget(settings.budget, settings.max_tokens), settings)
+        except (ImageConversionError, ValueError):
+            pass
 
     def run(self, request: QueryRequest, feedback: FeedbackCallback, cancel: CancelToken) -> QueryOutcome:
         start = time.perf_counter()
@@ -339,6 +365,7 @@ class QueryPipeline:
                 raise QueryFailed(QueryCode.IMAGE_TOO_OLD,
                                   f"the newest frame on '{newest.topic}' is {self._now() - newest.stamp:.3g} s old, "
                                   f'older than max_image_age ({max_age:g} s), and no newer one arrived in time')
+        self._frame_taken[camera.name] = time.monotonic()
         msg = frame.msg
         outcome.header = msg.header
         outcome.image_source = frame.topic
@@ -355,20 +382,22 @@ class QueryPipeline:
     def _prepare_image(self, frame: _Frame, server: ServerProfile, settings: PipelineSettings,
                        outcome: QueryOutcome) -> PreparedImage:
         budget = server.budget(settings.budget, settings.max_tokens)
-
-        def prepare() -> tuple[PreparedImage, Callable[[], np.ndarray]]:
-            return _prepare_frame(frame, budget, settings)
         try:
             if frame.from_goal:
-                prepared, outcome.frame_rgb = prepare()
-            else:   # the camera's newest frame: the goals of a burst share one preparation
-                prepared, outcome.frame_rgb = self._shared_preparation.get(
-                    frame.msg, (budget, settings.jpeg_quality, settings.pass_through_jpeg), prepare)
+                prepared, outcome.frame_rgb = _prepare_frame(frame, budget, settings)
+            else:
+                prepared, outcome.frame_rgb = self._prepare_shared(frame, budget, settings)
         except (ImageConversionError, ValueError) as exc:
             raise QueryFailed(QueryCode.BAD_IMAGE, f'cannot use the image: {exc}') from None
         outcome.original_size = prepared.original_size
         outcome.sent_size = prepared.sent_size
         return prepared
+
+    def _prepare_shared(self, frame: _Frame, budget: ImageBudget,
+                        settings: PipelineSettings) -> tuple[PreparedImage, Callable[[], np.ndarray]]:
+        """A camera frame prepared once for every goal of a burst and for prepare_newest_frame."""
+        return self._shared_preparation.get(frame.msg, (budget, settings.jpeg_quality, settings.pass_through_jpeg),
+                                            lambda: _prepare_frame(frame, budget, settings))
 
     @staticmethod
     def _build(request: QueryRequest, prepared: PreparedImage, server: ServerProfile, spec,
