@@ -24,6 +24,7 @@ from robobrain_ros.bench.direct import DirectClient, node_request_body
 from robobrain_ros.bench.overhead import start_camera
 
 WAYS = ('node_parallel', 'node_sequential', 'direct_parallel')
+LEVELS = (1, 2, 4, 8, 16)   # goals at once
 
 
 def wait_all(handles, timeout: float) -> tuple[list[float], list[str]]:
@@ -58,7 +59,7 @@ def node_sequential(ctx: BenchContext, n: int, timeout: float = 60.0) -> tuple[f
     return time.perf_counter() - start, seconds, statuses
 
 
-def run(ctx: BenchContext, levels: tuple[int, ...] = (1, 2, 4, 8, 16), repetitions: int = 5,
+def run(ctx: BenchContext, levels: tuple[int, ...] = LEVELS, repetitions: int = 5,
         seed: int = 11) -> dict[str, Any]:
     rgb = bench_frame(1280, 720)
     body = node_request_body(rgb, ctx.model, INSTRUCTION, ctx.tokens)

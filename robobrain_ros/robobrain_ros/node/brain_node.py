@@ -321,9 +321,12 @@ class BrainNode(LifecycleNode):
         def on_frame(msg) -> None:
             frames.put_colour(self._cached(msg, msg_type, resolved))
             pipeline, preparer = self._pipeline, self._preparer
-            if pipeline is not None and preparer is not None and pipeline.wants_frames_ahead(camera.name):
-                # Resized and encoded before a goal asks (queries.prepare_ahead), off the executor; OpenCV
-                # releases the GIL for most of it. Newest frame only: a busy thread skips the frames between.
+            # Resized and encoded before a goal asks (queries.prepare_ahead), off the executor; OpenCV releases
+            # the GIL for most of it. Newest frame only: a busy thread skips the frames between. Not while queries
+            # run: the next goal of a planner that waits for each answer comes after them, and under load the CPU
+            # is better spent on the queries than on frames that the goals in flight no longer need.
+            if (pipeline is not None and preparer is not None and self._goals.admitted == 0
+                    and pipeline.wants_frames_ahead(camera.name)):
                 preparer.submit(lambda: pipeline.prepare_newest_frame(camera.name))
         return on_frame
 
@@ -530,9 +533,12 @@ class BrainNode(LifecycleNode):
         except Exception as exc:
             self.get_logger().error(f'answer outputs not published: {type(exc).__name__}: {exc}',
                                     throttle_duration_sec=5.0)
-        annotator = self._annotator
-        if (self._settings.annotated_image and outcome.frame_rgb is not None
-                and outcome.answer is not None and outcome.header is not None and annotator is not None):
+        annotator, publisher = self._annotator, self._annotated_pubs.get(outcome.camera)
+        # Drawn only for a subscriber (rviz, a recorder): decoding, drawing and serialising a frame nobody
+        # watches took a quarter of the node's CPU time under back-to-back goals.
+        if (self._settings.annotated_image and outcome.frame_rgb is not None and outcome.answer is not None
+                and outcome.header is not None and annotator is not None and publisher is not None
+                and publisher.get_subscription_count() > 0):
             # Drawing, copying and serialising a full frame takes 5-10 ms (docs/BENCHMARKS.md): done on a
             # thread of its own, newest answer only, so the goal's result does not wait for it.
             annotator.submit(lambda: self._publish_annotated(outcome))
@@ -620,6 +626,7 @@ def main(args: list[str] | None = None, transform_lookup: TransformLookupFactory
     choice = executor_choice.choose_executor(node.get_parameter('executor').value)
     if choice.note:
         node.get_logger().warning(choice.note)
+    node.get_logger().info(f'executor: {choice.kind}')
     executor = executor_choice.make_executor(choice.kind)
     executor.add_node(node)
     if node.get_parameter('autostart').value and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:

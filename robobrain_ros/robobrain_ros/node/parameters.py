@@ -101,7 +101,7 @@ PARAMETERS: dict[str, Spec] = {
     'queries.max_instruction_chars': Spec(4000, 'longest instruction accepted', int_range=(1, 100000)),
     'queries.feedback_period': Spec(0.05, '[s] shortest interval between two feedback messages of a goal',
                                     read_only=True, float_range=(0.0, 10.0)),
-    'queries.result_timeout': Spec(30, '[s] how long a finished goal keeps its result for clients that ask late '
+    'queries.result_timeout': Spec(15, '[s] how long a finished goal keeps its result for clients that ask late '
                                    "(rclpy's default, 10 s, answers STATUS_UNKNOWN to a get-result request that a "
                                    'busy client or network delayed past it); every status message lists the goals '
                                    'kept, and each client decodes it: about 20 us per kept goal',
