@@ -65,21 +65,22 @@ def test_the_node_says_which_executor_spins_it(brain):
 
 
 def test_a_burst_of_goals_all_succeed_each_with_its_own_answer(brain, server):
-    server.rule('[burst]', Reply(text='[(12, 34)]', chunks=4, chunk_delay=0.1))
-    handles = [brain.send('point', brain.goal('point', f'[burst] the cup {i}', image=goal_image()))
-               for i in range(16)]
+    key = f'[burst-{brain.kind}]'   # the scripted server is shared by the nodes of both kinds: a key of each
+    server.rule(key, Reply(text='[(12, 34)]', chunks=4, chunk_delay=0.1))
+    handles = [brain.send('point', brain.goal('point', f'{key} the cup {i}', image=goal_image())) for i in range(16)]
     outcomes = [handle.wait(60.0) for handle in handles]
     assert [o.status for o in outcomes] == [SUCCEEDED] * 16, [o.answer.info.status.message for o in outcomes]
-    assert [o.answer.info.instruction for o in outcomes] == [f'[burst] the cup {i}' for i in range(16)]
+    assert [o.answer.info.instruction for o in outcomes] == [f'{key} the cup {i}' for i in range(16)]
     assert all(len(o.answer.points) == 1 for o in outcomes)
     # Feedback came while the answers streamed (published from the query threads).
     assert all(any(f.text for f in o.feedback) for o in outcomes)
 
 
 def test_a_goal_canceled_while_its_answer_streams_ends_canceled(brain, server):
-    server.rule('[cancel]', Reply(stall_first_token=60.0))
-    handle = brain.send('point', brain.goal('point', '[cancel] the cup', image=goal_image()))
-    assert wait_until(lambda: server.requests_with('[cancel]'), 30.0), 'the request never reached the server'
+    key = f'[cancel-{brain.kind}]'
+    server.rule(key, Reply(stall_first_token=60.0))
+    handle = brain.send('point', brain.goal('point', f'{key} the cup', image=goal_image()))
+    assert wait_until(lambda: server.requests_with(key), 30.0), 'the request never reached the server'
     handle.cancel()
     outcome = handle.wait(30.0)
     assert outcome.status == CANCELED and outcome.answer.info.status.code == QueryStatus.CANCELED
@@ -89,9 +90,10 @@ def test_goals_waiting_for_their_answers_cost_the_node_no_cpu(brain, server):
     # EventsExecutor polls a coroutine callback that awaits a Future of another thread again and again (4 such
     # goals kept a process at 60 % of a core). The node's goals wait in query threads instead: while four goals
     # wait for a server that says nothing, the node does next to nothing.
-    server.rule('[idle]', Reply(stall_first_token=6.0))
-    handles = [brain.send('point', brain.goal('point', f'[idle] the cup {i}', image=goal_image())) for i in range(4)]
-    assert wait_until(lambda: len(server.requests_with('[idle]')) == 4, 30.0), 'the requests never reached the server'
+    key = f'[idle-{brain.kind}]'
+    server.rule(key, Reply(stall_first_token=6.0))
+    handles = [brain.send('point', brain.goal('point', f'{key} the cup {i}', image=goal_image())) for i in range(4)]
+    assert wait_until(lambda: len(server.requests_with(key)) == 4, 30.0), 'the requests never reached the server'
     pid = brain.process.process.pid
     before, began = cpu_seconds(pid), time.monotonic()
     time.sleep(3.0)   # the stimulus: goals waiting on the stalled server for a while
