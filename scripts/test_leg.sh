@@ -4,7 +4,8 @@
 #
 #   kilted   ROS 2 Kilted wheels, Python 3.11: the whole suite (unit tests, node processes, the real vLLM server).
 #   jazzy    ROS 2 Jazzy wheels, Python 3.12, aiohttp 3.9.1 (Ubuntu 24.04's): the node's action tests
-#            (test_node_actions.py, against the real vLLM server) and every test that needs no vLLM server
+#            (test_node_actions.py, against the real vLLM server), its frames and executors (test_node_frames.py,
+#            test_node_executors.py: both executors on Jazzy's rclpy) and every test that needs no vLLM server
 #            nor node process.
 #   py310    Python 3.10 (Humble's) with aiohttp 3.8.1 (Ubuntu 22.04's) and Jazzy's cp310 wheels standing in for
 #            Humble's rclpy (PyPI has none): every test that needs no vLLM server nor node process.
@@ -41,7 +42,8 @@ PY
 echo "== leg $LEG: $versions (ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
 selection=(robobrain_ros/test)
 case "$LEG" in
-  jazzy) selection+=(-p leg_selection --leg-unit-only --leg-keep test_node_actions.py --leg-keep test_node_frames.py) ;;
+  jazzy) selection+=(-p leg_selection --leg-unit-only --leg-keep test_node_actions.py --leg-keep test_node_frames.py
+                    --leg-keep test_node_executors.py) ;;
   py310) selection+=(-p leg_selection --leg-unit-only)
          # CI runs this leg first, before any leg has built .venv/vllm: a test that needs the vLLM interpreter
          # must fail here on a warm machine too, not only on a clean clone.

@@ -110,9 +110,9 @@ PARAMETERS: dict[str, Spec] = {
                                   'aborted with NODE_STOPPING) before the node goes on', read_only=True,
                                   float_range=(0.0, 600.0)),
     'queries.prepare_ahead': Spec(10.0, '[s] after a goal took a camera\'s frame, each new frame of that camera is '
-                                  'prepared for the model (resized, encoded) as it arrives, for this long, so the '
-                                  'next goal finds its frame ready; costs that work per frame (about 7 ms for '
-                                  '1280x720) while goals come; 0 = prepare at the goal only',
+                                  'prepared for the model (resized, encoded) as it arrives while no query runs, for '
+                                  'this long, so the next goal finds its frame ready; costs that work per frame '
+                                  '(about 7 ms for 1280x720) while goals come; 0 = prepare at the goal only',
                                   float_range=(0.0, 3600.0)),
     'queries.default_task': Spec('pointing', 'task of instructions received on ~/task (std_msgs/String)',
                                  choices=TASK_CHOICES),
