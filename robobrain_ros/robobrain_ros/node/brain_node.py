@@ -320,15 +320,21 @@ class BrainNode(LifecycleNode):
 
         def on_frame(msg) -> None:
             frames.put_colour(self._cached(msg, msg_type, resolved))
-            pipeline, preparer = self._pipeline, self._preparer
-            # Resized and encoded before a goal asks (queries.prepare_ahead), off the executor; OpenCV releases
-            # the GIL for most of it. Newest frame only: a busy thread skips the frames between. Not while queries
-            # run: the next goal of a planner that waits for each answer comes after them, and under load the CPU
-            # is better spent on the queries than on frames that the goals in flight no longer need.
-            if (pipeline is not None and preparer is not None and self._goals.admitted == 0
-                    and pipeline.wants_frames_ahead(camera.name)):
-                preparer.submit(lambda: pipeline.prepare_newest_frame(camera.name))
+            self._prepare_ahead(camera.name)
         return on_frame
+
+    def _prepare_ahead(self, camera_name: str) -> None:
+        """The camera's newest frame resized and encoded before a goal asks for it (queries.prepare_ahead).
+
+        Called when a frame arrives and when the last running query ends. Off the executor, in a thread whose
+        OpenCV work releases the GIL; newest frame only (a busy thread skips the frames between). Not while queries
+        run: a planner that waits for each answer sends its next goal after them, and under load the CPU is better
+        spent on the queries than on frames that the goals in flight no longer need.
+        """
+        pipeline, preparer = self._pipeline, self._preparer
+        if (pipeline is not None and preparer is not None and self._goals.admitted == 0
+                and pipeline.wants_frames_ahead(camera_name)):
+            preparer.submit(lambda: pipeline.prepare_newest_frame(camera_name))
 
     def _cached(self, msg, msg_type: type, topic: str) -> CachedFrame:
         received = self._now()
@@ -399,6 +405,7 @@ class BrainNode(LifecycleNode):
         goal_id = bytes(goal_handle.goal_id.uuid)
         token = self._goals.register(goal_id)
         goal = goal_handle.request
+        camera = ''
 
         def feedback(stage: int, text: str, tokens: int) -> None:
             goal_handle.publish_feedback(action.action_type.Feedback(stage=stage, text=text, tokens=tokens))
@@ -409,6 +416,7 @@ class BrainNode(LifecycleNode):
                                    max_image_age=goal.max_image_age, timeout=goal.timeout, camera=goal.camera,
                                    target_frame=getattr(goal, 'target_frame', ''))
             outcome = self._pipeline.run(request, feedback, token)
+            camera = outcome.camera
             message = answer_message(outcome)
             # Outputs first, the goal's end after: a client that hears the end finds the topics up to date.
             self._publish_outputs(outcome, message)
@@ -429,6 +437,8 @@ class BrainNode(LifecycleNode):
             self._hand_over_end(goal_handle, result, end)
         finally:
             self._goals.finish(goal_id)
+        if camera:
+            self._prepare_ahead(camera)
 
     def _end_state(self, goal_handle, token, outcome: QueryOutcome, task: Task) -> str:
         """How the goal ends: 'canceled', 'succeeded' or 'aborted' (counted and, for an abort, logged)."""
