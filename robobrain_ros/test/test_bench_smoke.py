@@ -78,8 +78,9 @@ def test_the_report_goes_to_the_repository_docs_from_an_installed_package(monkey
 
 
 def test_goal_intake_benchmark_runs_both_ways_and_writes_its_section(tmp_path):
-    # Two node processes against a scripted server: the shipped node and one taking a request per turn (the run
-    # raises when that node did not load its shim, so the comparison cannot silently be the shipped node twice).
+    # Two node processes against a scripted server: the shipped node (EventsExecutor) and its fallback executor (the
+    # run raises when a node does not say it spins its way's executor, so the comparison cannot silently be the
+    # same node twice).
     from robobrain_ros.bench import intake
     results = intake.run(bursts=1, sizes=(4,), log=lambda message: None)
     for way in intake.WAYS:
@@ -90,5 +91,16 @@ def test_goal_intake_benchmark_runs_both_ways_and_writes_its_section(tmp_path):
     md_path, json_path = intake.write(results, tmp_path)
     text = md_path.read_text()
     assert 'old' not in text and text.count(intake.START) == 1 and text.rstrip().endswith('After.')
-    assert "one request per executor turn (rclpy's ActionServer)" in text
+    assert "rclpy's EventsExecutor" in text and "rclpy's SingleThreadedExecutor" in text
     assert json.loads(json_path.read_text())['sizes'] == [4]
+
+
+def test_kept_goals_benchmark_measures_both_nodes_and_renders_its_section():
+    from robobrain_ros.bench import kept_goals
+    results = kept_goals.run(goals=20, block=10, log=lambda message: None)
+    assert set(results['ways']) == {'kept_300s', 'default'}
+    for way, samples in results['samples'].items():
+        assert len(samples) == 20 and all(ms > 0 for _, ms in samples)
+        assert [kept for kept, _ in samples][:10] == list(range(10))   # every earlier goal of that node is kept
+    text = kept_goals.section(results)
+    assert text.count('\n| 0-50 |') == 1 and 'result_timeout 300 s' in text

@@ -4,8 +4,11 @@ Starts a vLLM CPU server with the tiny model (unless --server names one) and a b
 overhead, concurrency, image budget, memory and fleet (8 brain nodes on one server) measurements, prints them and
 writes BENCHMARKS.md sections plus the raw JSON; `frames` (camera frames between processes, issue 14) starts a
 node and a camera process per case and writes its own section and benchmarks/frames.json; `intake` (goals sent at
-once: time to acceptance, against a scripted server) writes its own section and benchmarks/intake.json. --quick is
-a short run (a smoke test) that writes to a temporary folder unless --out is given.
+once: time to acceptance, against a scripted server) writes its own section and benchmarks/intake.json; `floor`
+(a bare rclpy action round trip between two processes, no node, no model server) writes benchmarks/floor.json and
+goes into the results as `floor`, shown beside the node's overhead; `kept_goals` (what finished goals kept by the
+node cost later goals, two nodes against a scripted server) goes into the results too. --quick is a short run (a
+smoke test) that writes to a temporary folder unless --out is given.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         'unless run again')
     parser.add_argument('--only', default='',
                         help='comma list among overhead,breakdown,concurrency,image_budget,memory,'
-                        'fleet,frames,intake')
+                        'fleet,frames,intake,floor,kept_goals')
     parser.add_argument('--frames-server', choices=('model', 'scripted'), default='model',
                         help="frames: goals against the tiny model (default) or a ScriptedServer (no model work)")
     parser.add_argument('--frames-cases', default='', help='frames: comma list of cases (default: all; see '
@@ -60,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         breakdown,
         concurrency,
         fleet,
+        floor,
         frames,
         image_budget,
         intake,
+        kept_goals,
         memory,
         overhead,
         report,
@@ -74,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = {'overhead': 8 if args.quick else 60, 'breakdown': 5 if args.quick else 40,
             'concurrency': 1 if args.quick else 5, 'image_budget': 2 if args.quick else 12,
             'memory': 1 if args.quick else 5, 'fleet': 1 if args.quick else 5, 'frames': 5 if args.quick else 60,
-            'intake': 1 if args.quick else 8}
+            'intake': 1 if args.quick else 8, 'floor': 40 if args.quick else 200,
+            'kept_goals': 200 if args.quick else 1000}
     only = [s for s in args.only.split(',') if s] or list(plan)
     if args.out:
         docs = Path(args.out)
@@ -97,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         partial.write_text(json.dumps(results, indent=1, default=str))
     started = time.perf_counter()
 
+    if 'floor' in only:   # processes of its own; first, before an idle model server shares the CPU with it
+        print('== floor (rclpy action round trip)', file=sys.stderr)
+        results['floor'] = floor.run(plan['floor'], log=lambda m: print(m, file=sys.stderr, flush=True))
+        checkpoint()
+        print(floor.text_summary(results['floor']))
+        print('written: ' + ', '.join(str(p) for p in floor.write(results['floor'], docs)), file=sys.stderr)
     server = scripted = None
     needs_model = any(s in only for s in ('image_budget', 'overhead', 'concurrency', 'memory', 'fleet')) or (
         'frames' in only and args.frames_server == 'model')
@@ -119,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         node_sections = [s for s in ('overhead', 'concurrency', 'memory') if s in only]
         if node_sections:
             log_dir = Path(tempfile.mkdtemp(prefix='robobrain-bench-node-'))
-            brain = BrainProcess(node_params(base_url, model), name='robobrain_bench', log_dir=log_dir).start()
+            # As many request slots as the largest concurrency level: with the default 8, goals 9-16 of a burst
+            # would wait for a slot by design, and the burst is compared with 16 requests posted at once.
+            brain = BrainProcess(node_params(base_url, model, **{'queries.max_concurrent': concurrency.LEVELS[-1]}),
+                                 name='robobrain_bench', log_dir=log_dir).start()
             client = BrainClient(brain_name='/robobrain_bench', node_name='robobrain_bench_client')
             if not client.wait_for_server('point', 60.0):
                 raise RuntimeError(f'the brain node did not come up: {brain.log()[-3000:]}')
@@ -164,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             intake_results = intake.run(plan['intake'], log=lambda m: print(m, file=sys.stderr, flush=True))
             print(intake.text_summary(intake_results))
             print('written: ' + ', '.join(str(p) for p in intake.write(intake_results, docs)), file=sys.stderr)
+        if 'kept_goals' in only:   # two brain nodes of its own and a scripted server
+            print('== kept goals', file=sys.stderr)
+            results['kept_goals'] = kept_goals.run(plan['kept_goals'],
+                                                   log=lambda m: print(m, file=sys.stderr, flush=True))
+            checkpoint()
+            print(kept_goals.text_summary(results['kept_goals']))
     finally:
         if scripted is not None:
             scripted.stop()
@@ -173,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             brain.stop()
         if server is not None:
             server.stop()
-    if not [s for s in only if s not in ('frames', 'intake')]:
+    if not [s for s in only if s not in ('frames', 'intake', 'floor')]:
         partial.unlink(missing_ok=True)
         return 0
     results['machine']['load_at_end'] = load()

@@ -54,6 +54,8 @@ def run(bursts: int, sizes: tuple[int, ...] = (8, 32), log=print) -> dict[str, A
             for way, client in clients.items():
                 if not client.wait_for_server('point', 60.0):
                     raise RuntimeError(f'the {way} node did not come up: {processes[way].log()[-3000:]}')
+                if f'executor: {way}' not in processes[way].log():   # the comparison is of two executors
+                    raise RuntimeError(f'the {way} node spins another executor: {processes[way].log()[-3000:]}')
             for size in sizes:
                 samples = results['samples'][str(size)] = {way: [] for way in WAYS}
                 for burst in range(bursts):
