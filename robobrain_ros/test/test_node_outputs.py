@@ -150,6 +150,8 @@ def test_box_centre_is_lifted(brain, camera):
 def test_compressed_frames_are_used(brain, camera, ros_client):
     images = collect(ros_client.node, Image, '/rgbd_brain/annotated_image')
     rgbd(camera, '16UC1', 1.0, compressed=True)
+    # The node draws the annotated image only for a subscriber: this one must have matched first.
+    assert wait_until(lambda: images.subscription.get_publisher_count() > 0, 30.0), 'the output never matched'
     outcome = brain.query('point', 'the cup', max_image_age=FRESH)
     assert outcome.status == SUCCEEDED, outcome.answer.info.status.message
     info = outcome.answer.info
