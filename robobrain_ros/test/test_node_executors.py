@@ -8,7 +8,9 @@ and stream slowly on cue, which a real vLLM cannot be made to do.
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import time
 
 import pytest
@@ -19,7 +21,7 @@ from robobrain_interfaces.msg import QueryStatus
 from robobrain_ros.harness.brain_process import wait_until
 from robobrain_ros.harness.camera_publisher import test_image
 from robobrain_ros.harness.scripted_server import Reply, ScriptedServer
-from robobrain_ros.node.executor_choice import EVENTS, KINDS, SINGLE_THREADED, choose_executor
+from robobrain_ros.node.executor_choice import EVENTS, KINDS, SINGLE_THREADED, choose_executor, make_executor
 from robobrain_ros.node.image_conversion import rgb_to_image_msg
 
 SUCCEEDED, CANCELED = GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_CANCELED
@@ -58,6 +60,18 @@ def test_events_is_the_choice_where_rclpy_has_it_and_a_bad_name_is_refused():
     assert choose_executor(SINGLE_THREADED).kind == SINGLE_THREADED
     with pytest.raises(ValueError, match='events, single_threaded'):
         choose_executor('multi_threaded')
+
+
+def test_an_events_executor_is_made_where_stderr_has_no_file_descriptor(ros_context, monkeypatch):
+    # rclpy's EventsExecutor factory enables faulthandler on sys.stderr: under pytest's capture, in a notebook or
+    # behind a logging shim that raised io.UnsupportedOperation, and BrainClient (brain_replay's client) failed.
+    monkeypatch.setattr(sys, 'stderr', io.StringIO())
+    executor = make_executor(EVENTS, context=ros_context)
+    try:
+        assert type(executor).__name__ == 'EventsExecutor'
+        assert isinstance(sys.stderr, io.StringIO)   # given back as it was
+    finally:
+        executor.shutdown(timeout_sec=1.0)
 
 
 def test_the_node_says_which_executor_spins_it(brain):

@@ -14,10 +14,14 @@ Two properties of EventsExecutor in these wheels shape the code that uses it, bo
 - a coroutine callback that awaits a Future completed by another thread is polled again and again until it is
   done (4 goals awaiting kept the process at 60 % CPU). So no callback awaits: a goal's work runs in a thread, and
   its end is handed to the executor when it is ready.
+And one of its factory: it enables faulthandler on sys.stderr, which raises io.UnsupportedOperation where sys.stderr
+has no file descriptor (pytest's capture, a notebook, a logging shim): make_executor gives it the process's own.
 """
 
 from __future__ import annotations
 
+import io
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +61,16 @@ def choose_executor(requested: str) -> ExecutorChoice:
 
 def make_executor(kind: str, context: Any = None) -> Executor:
     """A new executor of the kind choose_executor gave."""
-    if kind == EVENTS:
-        return events_executor_class()(context=context)
-    return SingleThreadedExecutor(context=context)
+    if kind != EVENTS:
+        return SingleThreadedExecutor(context=context)
+    events_executor = events_executor_class()
+    try:
+        return events_executor(context=context)
+    except io.UnsupportedOperation:   # faulthandler.enable() on a sys.stderr without a file descriptor
+        if sys.__stderr__ is None:
+            return SingleThreadedExecutor(context=context)
+        replaced, sys.stderr = sys.stderr, sys.__stderr__
+        try:
+            return events_executor(context=context)
+        finally:
+            sys.stderr = replaced
