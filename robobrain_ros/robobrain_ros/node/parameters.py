@@ -104,7 +104,7 @@ PARAMETERS: dict[str, Spec] = {
     'queries.result_timeout': Spec(15, '[s] how long a finished goal keeps its result for clients that ask late '
                                    "(rclpy's default, 10 s, answers STATUS_UNKNOWN to a get-result request that a "
                                    'busy client or network delayed past it); every status message lists the goals '
-                                   'kept, and each client decodes it: about 20 us per kept goal',
+                                   'kept, and each client decodes it: 20-50 us per kept goal',
                                    read_only=True, int_range=(1, 86400)),
     'queries.drain_timeout': Spec(5.0, '[s] on deactivate or shutdown, how long running goals get to end (they are '
                                   'aborted with NODE_STOPPING) before the node goes on', read_only=True,
@@ -112,7 +112,7 @@ PARAMETERS: dict[str, Spec] = {
     'queries.prepare_ahead': Spec(10.0, '[s] after a goal took a camera\'s frame, each new frame of that camera is '
                                   'prepared for the model (resized, encoded) as it arrives while no query runs, for '
                                   'this long, so the next goal finds its frame ready; costs that work per frame '
-                                  '(about 7 ms for 1280x720) while goals come; 0 = prepare at the goal only',
+                                  '(4-6 ms for 1280x720) while goals come; 0 = prepare at the goal only',
                                   float_range=(0.0, 3600.0)),
     'queries.default_task': Spec('pointing', 'task of instructions received on ~/task (std_msgs/String)',
                                  choices=TASK_CHOICES),
